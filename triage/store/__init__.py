@@ -1,0 +1,145 @@
+"""The ClickHouse store: one clickhouse-connect client per thread on an embedded chDB or a server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.query import QueryResult
+
+from triage.errors import StoreError
+from triage.store.dsn import StoreTarget, parse_dsn
+
+log = logging.getLogger("triage.store")
+
+__all__ = ["Store", "StoreTarget", "parse_dsn"]
+
+
+class Store:
+    """A handle on the store; cheap to share across threads (each thread gets its own client)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        cluster: str | None = None,
+        raw_ttl_days: int = 7,
+        business_ttl_days: int = 400,
+    ) -> None:
+        self.dsn = dsn
+        self.target = parse_dsn(dsn)
+        self.cluster = cluster
+        self.raw_ttl_days = raw_ttl_days
+        self.business_ttl_days = business_ttl_days
+        self._local = threading.local()
+        self._database_ready = False
+        self._lock = threading.Lock()
+
+    @property
+    def on_cluster(self) -> str:
+        return f"ON CLUSTER '{self.cluster}'" if self.cluster else ""
+
+    @property
+    def replicated(self) -> str:
+        return "Replicated" if self.cluster else ""
+
+    def migration_params(self) -> dict[str, str]:
+        return {
+            "ON_CLUSTER": self.on_cluster,
+            "Replicated": self.replicated,
+            "RAW_TTL_DAYS": str(int(self.raw_ttl_days)),
+            "BUSINESS_TTL_DAYS": str(int(self.business_ttl_days)),
+        }
+
+    def _connect(self, database: str | None) -> Client:
+        t = self.target
+        try:
+            if t.embedded:
+                return clickhouse_connect.get_client(interface="chdb", path=t.path, database=database)
+            return clickhouse_connect.get_client(
+                host=t.host,
+                port=t.port,
+                secure=t.secure,
+                username=t.username,
+                password=t.password,
+                database=database or "default",
+                autogenerate_session_id=False,
+            )
+        except Exception as exc:
+            raise StoreError(
+                f"cannot open the store at {t.describe()}: {exc}. Check the --store DSN "
+                "(TRIAGE_STORE) and that the data directory or server is reachable."
+            ) from exc
+
+    def _ensure_database(self) -> None:
+        with self._lock:
+            if self._database_ready:
+                return
+            bootstrap = self._connect(None)
+            try:
+                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{self.target.database}` {self.on_cluster}")
+            finally:
+                if not self.target.embedded:
+                    bootstrap.close()
+            self._database_ready = True
+
+    @property
+    def client(self) -> Client:
+        """This thread's client, connected to the store's database."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            self._ensure_database()
+            client = self._connect(self.target.database)
+            self._local.client = client
+        return client
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        return self.client.command(sql, parameters=parameters)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        return self.client.query(sql, parameters=parameters)
+
+    def insert(
+        self,
+        table: str,
+        rows_or_columns: Sequence[Sequence[Any]],
+        column_names: Sequence[str],
+        *,
+        column_oriented: bool = False,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        self.client.insert(
+            table,
+            rows_or_columns,
+            column_names=list(column_names),
+            column_oriented=column_oriented,
+            settings=settings,
+        )
+
+    def ping(self) -> bool:
+        try:
+            return int(self.command("SELECT 1")) == 1
+        except Exception as exc:
+            log.warning("event=store_ping_failed store=%s error=%r", self.target.describe(), exc)
+            return False
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the names applied now."""
+        from triage.store import migrations
+
+        return [f"{m.version:04d}_{m.name}" for m in migrations.apply_all(self)]
+
+    def pending_migrations(self) -> list[str]:
+        from triage.store import migrations
+
+        return [f"{m.version:04d}_{m.name}" for m in migrations.pending(self)]
+
+    def close(self) -> None:
+        client = getattr(self._local, "client", None)
+        if client is not None and not self.target.embedded:
+            client.close()
+        self._local = threading.local()
