@@ -1,0 +1,242 @@
+"""The write pipeline: a bounded buffer of accepted requests and one writer thread that batches them.
+
+Shaped like the OpenTelemetry SDK's BatchSpanProcessor: bounded, flushed on size or time and at
+shutdown. It never drops: a full buffer refuses new work (the receiver answers 429/503 with
+Retry-After), a failed insert is retried with backoff, and what cannot be written at shutdown is
+spooled to disk and replayed at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector import flatten, metrics
+from collector.otlp import REQUEST_TYPES, Decoded, Signal
+from collector.spool import Spool
+from triage.errors import Overloaded
+from triage.settings import Ingest
+from triage.store import Store
+
+log = logging.getLogger("triage.collector")
+
+
+@dataclass
+class WorkItem:
+    """One accepted request: its message (or serialized bytes) and how many rows it carries."""
+
+    signal: Signal
+    rows: int
+    message: Any = None
+    payload: bytes | None = None
+    native: bool = False
+
+    def serialized(self) -> bytes:
+        if self.payload is None:
+            self.payload = self.message.SerializeToString()
+        return self.payload
+
+    def parsed(self) -> Any:
+        if self.message is None:
+            self.message = REQUEST_TYPES[self.signal].FromString(self.payload or b"")
+        return self.message
+
+
+@dataclass
+class _State:
+    items: deque[WorkItem] = field(default_factory=deque)
+    rows: int = 0
+    in_flight: int = 0
+    closed: bool = False
+
+
+class Pipeline:
+    """Accepts validated requests from every receiver and writes them to the store in batches."""
+
+    def __init__(self, store: Store, ingest: Ingest, *, native_traces: bool = True) -> None:
+        self.store = store
+        self.ingest = ingest
+        self.native_traces = native_traces
+        self.spool = Spool(ingest.spool_dir) if ingest.spool_dir else None
+        self._state = _State()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._native_failed = False
+        self.last_error: str = ""
+        metrics.BUFFER_CAPACITY.set(ingest.buffer_max_rows)
+
+    def start(self) -> None:
+        if self.spool is not None:
+            for signal, payload in self.spool.drain():
+                self._enqueue(WorkItem(signal, 0, payload=payload, native=signal == "traces"), force=True)
+        self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._state.rows
+
+    def submit(self, decoded: Decoded, payload: bytes | None = None) -> None:
+        """Queue a validated request; Overloaded when the buffer cannot take it."""
+        if decoded.accepted == 0:
+            return
+        native = decoded.signal == "traces" and self.native_traces and not decoded.nested_values
+        item = WorkItem(decoded.signal, decoded.accepted, message=decoded.message, payload=payload, native=native)
+        self._enqueue(item)
+
+    def _enqueue(self, item: WorkItem, force: bool = False) -> None:
+        with self._cond:
+            st = self._state
+            if st.closed and not force:
+                raise Overloaded("Triage is shutting down; retry against another instance or after restart", 5)
+            if not force and st.rows + item.rows > self.ingest.buffer_max_rows and st.rows > 0:
+                raise Overloaded(
+                    f"write buffer full ({st.rows} rows waiting, capacity {self.ingest.buffer_max_rows}); "
+                    "retry after the Retry-After delay",
+                    retry_after=2 if not self.last_error else 10,
+                )
+            st.items.append(item)
+            st.rows += item.rows
+            metrics.BUFFER_ROWS.set(st.rows)
+            if st.rows >= self.ingest.batch_max_rows:
+                self._cond.notify_all()
+            elif len(st.items) == 1:
+                self._cond.notify_all()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything accepted so far is written; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.notify_all()
+            while self._state.items or self._state.in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+        return True
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Refuse new work, write what is buffered, spool what cannot be written."""
+        with self._cond:
+            self._state.closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cond:
+            left = list(self._state.items)
+            self._state.items.clear()
+            self._state.rows = 0
+        if left:
+            self._spool_items(left)
+
+    def _spool_items(self, items: list[WorkItem]) -> None:
+        spool = self.spool or Spool(None)
+        spool.write((i.signal, i.serialized()) for i in items)
+        rows = sum(i.rows for i in items)
+        metrics.SPOOLED_ROWS.inc(rows)
+        log.error("event=spooled rows=%d dir=%s reason=%r", rows, spool.directory, self.last_error)
+
+    def _take_batch(self) -> list[WorkItem]:
+        """Block until a batch is due (size or age), then take it."""
+        with self._cond:
+            st = self._state
+            while not st.items and not st.closed:
+                self._cond.wait(0.5)
+            if not st.items:
+                return []
+            deadline = time.monotonic() + self.ingest.batch_max_delay
+            while st.rows < self.ingest.batch_max_rows and not st.closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch: list[WorkItem] = []
+            rows = 0
+            while st.items and (not batch or rows + st.items[0].rows <= self.ingest.batch_max_rows * 2):
+                item = st.items.popleft()
+                batch.append(item)
+                rows += item.rows
+            st.in_flight = rows
+            return batch
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                if self._state.closed:
+                    return
+                continue
+            try:
+                self._write(batch)
+                backoff = 0.1
+                self.last_error = ""
+                with self._cond:
+                    self._state.rows -= sum(i.rows for i in batch)
+                    self._state.in_flight = 0
+                    metrics.BUFFER_ROWS.set(self._state.rows)
+                    self._cond.notify_all()
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("event=write_failed rows=%d error=%r retry_in=%.1fs", sum(i.rows for i in batch),
+                          self.last_error, backoff)
+                with self._cond:
+                    self._state.items.extendleft(reversed(batch))
+                    self._state.in_flight = 0
+                    if self._state.closed:
+                        return
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _write(self, batch: list[WorkItem]) -> None:
+        native = [i for i in batch if i.native and not self._native_failed]
+        by_signal: dict[str, list[WorkItem]] = {"traces": [], "logs": [], "metrics": []}
+        for item in batch:
+            if not (item.native and not self._native_failed):
+                by_signal[item.signal].append(item)
+        if native:
+            self._write_native(native, by_signal["traces"])
+        if by_signal["traces"]:
+            cols = flatten.trace_columns(i.parsed() for i in by_signal["traces"])
+            self._insert("otel_traces", cols)
+        if by_signal["logs"]:
+            self._insert("otel_logs", flatten.log_columns(i.parsed() for i in by_signal["logs"]))
+        if by_signal["metrics"]:
+            for table, cols in flatten.metric_columns(i.parsed() for i in by_signal["metrics"]).items():
+                self._insert(table, cols)
+
+    def _write_native(self, items: list[WorkItem], fallback: list[WorkItem]) -> None:
+        started = time.perf_counter()
+        try:
+            from collector import native
+
+            native.insert_trace_requests(self.store, [i.serialized() for i in items])
+        except Exception as exc:
+            if not self.store.ping():
+                raise
+            # The store is up, so the native format itself failed (e.g. a server without our schema
+            # file): write these and all later traces through the Python path, and say so once.
+            log.error("event=native_insert_failed fallback=python error=%r", exc)
+            self._native_failed = True
+            fallback.extend(items)
+            return
+        metrics.WRITE_SECONDS.labels("otel_traces").observe(time.perf_counter() - started)
+        metrics.WRITTEN_ROWS.labels("otel_traces").inc(sum(i.rows for i in items))
+
+    def _insert(self, table: str, cols: dict[str, list[Any]]) -> None:
+        names = list(cols)
+        rows = len(cols[names[0]]) if names else 0
+        if rows == 0:
+            return
+        started = time.perf_counter()
+        try:
+            self.store.insert(table, [cols[n] for n in names], names, column_oriented=True)
+        except Exception:
+            metrics.WRITE_ERRORS.labels(table).inc()
+            raise
+        metrics.WRITE_SECONDS.labels(table).observe(time.perf_counter() - started)
+        metrics.WRITTEN_ROWS.labels(table).inc(rows)

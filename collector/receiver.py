@@ -1,0 +1,46 @@
+"""What every OTLP receiver does with a request body: decode, validate, queue, count."""
+
+from __future__ import annotations
+
+import logging
+
+from collector import metrics
+from collector.otlp import Decoded, Encoding, Signal, parse
+from collector.pipeline import Pipeline
+from collector.validate import validate
+from triage.errors import Overloaded
+
+log = logging.getLogger("triage.collector")
+
+
+class Receiver:
+    """Shared by the HTTP and gRPC receivers: one pipeline, counted per transport."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def accept(self, signal: Signal, body: bytes, encoding: Encoding, transport: str) -> Decoded:
+        """Decode, validate and queue one request; raises DecodeError or Overloaded."""
+        try:
+            message = parse(signal, body, encoding)
+        except Exception:
+            metrics.REQUESTS.labels(transport, signal, "bad_request").inc()
+            raise
+        decoded = validate(signal, message)
+        # An untouched protobuf body is written as received: no re-serialization on the hot path.
+        payload = body if encoding == "protobuf" and decoded.rejected == 0 else None
+        try:
+            self.pipeline.submit(decoded, payload)
+        except Overloaded:
+            metrics.REQUESTS.labels(transport, signal, "refused").inc()
+            metrics.REFUSED[signal].labels(transport, "buffer_full").inc(decoded.accepted + decoded.rejected)
+            raise
+        metrics.ACCEPTED[signal].labels(transport).inc(decoded.accepted)
+        if decoded.rejected:
+            metrics.REFUSED[signal].labels(transport, "invalid").inc(decoded.rejected)
+            metrics.REQUESTS.labels(transport, signal, "partial").inc()
+            log.info("event=partial_success transport=%s signal=%s rejected=%d error=%r",
+                     transport, signal, decoded.rejected, decoded.error)
+        else:
+            metrics.REQUESTS.labels(transport, signal, "ok").inc()
+        return decoded

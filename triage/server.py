@@ -1,0 +1,76 @@
+"""`triage serve`: the API, OTLP/HTTP and OTLP/gRPC in one process on one store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Generator
+from typing import Any
+
+import uvicorn
+
+from collector.otlp_grpc import create_otlp_grpc_server
+from collector.otlp_http import create_otlp_http_app
+from triage.api import create_api_app
+from triage.runtime import Runtime
+from triage.settings import Settings
+
+log = logging.getLogger("triage")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us (two servers share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _uvicorn(app: Any, host: str, port: int) -> _Server:
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=10)
+    return _Server(config)
+
+
+async def serve(settings: Settings, on_ready: Callable[[Runtime], None] | None = None,
+                background: list[Callable[[Runtime, asyncio.Event], Any]] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; then stop accepting, flush the pipeline and close the store."""
+    runtime = Runtime.build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    grpc_server = create_otlp_grpc_server(runtime.receiver, settings.ingest, runtime.keys,
+                                          settings.host, settings.otlp_grpc_port)
+    api = _uvicorn(create_api_app(runtime), settings.host, settings.port)
+    otlp = _uvicorn(create_otlp_http_app(runtime.receiver, settings.ingest, runtime.keys),
+                    settings.host, settings.otlp_http_port)
+    grpc_server.start()
+    tasks = [asyncio.create_task(api.serve()), asyncio.create_task(otlp.serve())]
+    while not (api.started and otlp.started):
+        if any(t.done() for t in tasks):
+            stop.set()
+            break
+        await asyncio.sleep(0.02)
+    extra = [asyncio.create_task(fn(runtime, stop)) for fn in (background or [])]
+    if not stop.is_set():
+        log.info("event=serving api=http://%s:%d otlp_http=%s:%d otlp_grpc=%s:%d store=%s",
+                 settings.host, settings.port, settings.host, settings.otlp_http_port,
+                 settings.host, grpc_server.bound_port, runtime.store.target.describe())
+        if on_ready:
+            on_ready(runtime)
+    await stop.wait()
+    log.info("event=shutdown_started buffered_rows=%d", runtime.pipeline.buffered_rows)
+    otlp.should_exit = True
+    api.should_exit = True
+    grpc_server.stop(grace=5).wait(6)
+    for task in extra:
+        task.cancel()
+    await asyncio.gather(*tasks, *extra, return_exceptions=True)
+    await asyncio.to_thread(runtime.close)
+    log.info("event=shutdown_complete")
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception():
+            raise task.exception()  # type: ignore[misc]

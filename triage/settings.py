@@ -1,0 +1,344 @@
+"""Settings: one YAML file, then `TRIAGE_*` environment variables, then CLI flags, validated by pydantic."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from triage.durations import Duration
+from triage.errors import ConfigError
+
+ENV_PREFIX = "TRIAGE_"
+Criticality = Literal["critical", "high", "normal"]
+
+
+def default_store() -> str:
+    """Embedded store under ./data unless TRIAGE_DATA_DIR says otherwise."""
+    return f"chdb://{Path(os.environ.get('TRIAGE_DATA_DIR', 'data')).resolve()}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Facility(_Model):
+    id: str
+    name: str
+    criticality: Criticality = "normal"
+
+
+class StepMatch(_Model):
+    span_name: str | None = None
+    service: str | None = None
+    kind: Literal["internal", "server", "client", "producer", "consumer"] | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    log_pattern: str | None = None
+
+    @field_validator("log_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"log_pattern is not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> StepMatch:
+        if not (self.span_name or self.service or self.kind or self.attributes or self.log_pattern):
+            raise ValueError("match needs at least one of span_name, service, kind, attributes, log_pattern")
+        return self
+
+
+class Sla(_Model):
+    normal: Duration | None = None
+    high: Duration | None = None
+    critical: Duration | None = None
+
+    def for_criticality(self, criticality: str) -> float | None:
+        """The SLA for a tier, falling back to the next less critical tier that has one."""
+        order = ["critical", "high", "normal"]
+        for tier in order[order.index(criticality) :]:
+            value = getattr(self, tier)
+            if value is not None:
+                return float(value)
+        return None
+
+
+class Step(_Model):
+    name: str
+    match: StepMatch
+    human: bool = False
+    optional: bool = False
+    sla: Sla | None = None
+    failure: StepMatch | None = None
+
+
+class Workflow(_Model):
+    name: str
+    keys: list[str]
+    key_patterns: list[str] = Field(default_factory=list)
+    facility: str | None = None
+    value: str | None = None
+    steps: list[Step]
+    terminal: list[str] = Field(default_factory=list)
+
+    @field_validator("key_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"key pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+            if compiled.groups > 1:
+                raise ValueError(f"key pattern {pattern!r} must have at most one capture group (the key)")
+        return patterns
+
+    @model_validator(mode="after")
+    def _steps_consistent(self) -> Workflow:
+        if not self.keys and not self.key_patterns:
+            raise ValueError("a workflow needs keys (attribute names) or key_patterns")
+        if not self.steps:
+            raise ValueError("a workflow needs at least one step")
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique, got {names}")
+        for terminal in self.terminal:
+            if terminal not in names:
+                raise ValueError(f"terminal step {terminal!r} is not one of the steps {names}")
+        return self
+
+
+class Queue(_Model):
+    name: str
+    kind: Literal["rabbitmq", "nats", "redis", "prometheus", "push"]
+    url: str | None = None
+    queue: str | None = None
+    stream: str | None = None
+    group: str | None = None
+    consumer: str | None = None
+    management_url: str | None = None
+    interval: Duration = 15.0
+
+    @model_validator(mode="after")
+    def _needs(self) -> Queue:
+        needs = {
+            "rabbitmq": ("url", "queue"),
+            "nats": ("url", "stream"),
+            "redis": ("url", "stream"),
+            "prometheus": ("url",),
+            "push": (),
+        }[self.kind]
+        missing = [f for f in needs if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.kind} queue needs {', '.join(missing)}")
+        return self
+
+
+class LogSource(_Model):
+    name: str
+    format: Literal["json", "syslog", "mirth", "mule", "regex"]
+    pattern: str | None = None
+    path: str | None = None
+    service: str | None = None
+
+    @model_validator(mode="after")
+    def _regex_has_pattern(self) -> LogSource:
+        if self.format == "regex":
+            if not self.pattern:
+                raise ValueError("a regex log source needs `pattern` with named groups, e.g. (?P<message>.*)")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class Redaction(_Model):
+    enabled: bool = True
+    key_env: str = "TRIAGE_REDACTION_KEY"
+    allow_keys: list[str] = Field(default_factory=list)
+    patterns: dict[str, str] = Field(default_factory=dict)
+
+
+class Webhook(_Model):
+    url: str
+    secret_env: str | None = None
+
+
+class AlertRule(_Model):
+    name: str
+    when: dict[str, Any]
+    for_: Duration = Field(default=0.0, alias="for")
+    group_by: list[str] = Field(default_factory=list)
+    severity: str = "warning"
+    summary: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Alerts(_Model):
+    alertmanager_url: str | None = None
+    webhooks: list[Webhook] = Field(default_factory=list)
+    rules_file: str | None = None
+    rules: list[AlertRule] = Field(default_factory=list)
+    interval: Duration = 30.0
+
+
+class Retention(_Model):
+    raw_days: int = Field(default=7, ge=1, le=3650)
+    business_days: int = Field(default=400, ge=1, le=3650)
+
+
+class Ingest(_Model):
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_decompressed_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    batch_max_rows: int = Field(default=50_000, ge=1)
+    batch_max_delay: Duration = 0.2
+    buffer_max_rows: int = Field(default=1_000_000, ge=1)
+    spool_dir: str | None = None
+
+
+class Settings(_Model):
+    store: str = Field(default_factory=default_store)
+    cluster: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    otlp_http_port: int = Field(default=4318, ge=0, le=65535)
+    otlp_grpc_port: int = Field(default=4317, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    retention: Retention = Field(default_factory=Retention)
+    ingest: Ingest = Field(default_factory=Ingest)
+    facilities: list[Facility] = Field(default_factory=list)
+    workflows: list[Workflow] = Field(default_factory=list)
+    queues: list[Queue] = Field(default_factory=list)
+    log_sources: list[LogSource] = Field(default_factory=list)
+    redaction: Redaction = Field(default_factory=Redaction)
+    alerts: Alerts = Field(default_factory=Alerts)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        for label, items in (("facility id", [f.id for f in self.facilities]),
+                             ("workflow name", [w.name for w in self.workflows]),
+                             ("queue name", [q.name for q in self.queues]),
+                             ("log source name", [s.name for s in self.log_sources])):
+            dupes = sorted({x for x in items if items.count(x) > 1})
+            if dupes:
+                raise ValueError(f"each {label} must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def facility(self, facility_id: str) -> Facility | None:
+        return next((f for f in self.facilities if f.id == facility_id), None)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """TRIAGE_PORT=9000 → {port: '9000'}; TRIAGE_INGEST__MAX_BODY_BYTES → {ingest: {max_body_bytes}}."""
+    out: dict[str, Any] = {}
+    known = set(Settings.model_fields)
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if path[0] not in known:
+            continue
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The YAML file as a mapping, with errors that name the file and line."""
+    p = Path(path)
+    try:
+        text = p.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}. Pass an existing file with --config.") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ConfigError(f"{p}:{line} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping (store:, workflows:, ...), not {type(data).__name__}")
+    return data
+
+
+def _field_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """workflows[0].steps[1].sla, with the workflow/step name where there is one."""
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            name = ""
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                label = node[item].get("name") or node[item].get("id")
+                name = f" ({label})" if label else ""
+            parts[-1] = f"{parts[-1]}[{item}]{name}" if parts else f"[{item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def format_validation_error(exc: ValidationError, source: str, data: dict[str, Any]) -> str:
+    """One line per problem: where (source, field path), what, and the value given."""
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        where = _field_path(tuple(err["loc"]), data)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; check its spelling against docs/configuration.md"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        given = "" if err["type"] in ("missing",) else f" (given: {err.get('input')!r})"
+        if err["type"] in ("extra_forbidden",) or isinstance(err.get("input"), dict | list):
+            given = ""
+        lines.append(f"  - {where}: {msg}{given}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Settings from the YAML file, then TRIAGE_* variables, then explicit overrides (CLI flags)."""
+    environ = dict(os.environ if environ is None else environ)
+    config_file = config_file or environ.get("TRIAGE_CONFIG")
+    data: dict[str, Any] = read_yaml(config_file) if config_file else {}
+    env = _env_overrides({k: v for k, v in environ.items() if k not in ("TRIAGE_CONFIG", "TRIAGE_DATA_DIR")})
+    merged = _deep_merge(_deep_merge(data, env), {k: v for k, v in (overrides or {}).items() if v is not None})
+    source = str(config_file) if config_file else "flags and TRIAGE_* environment"
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, merged)) from exc
