@@ -34,14 +34,16 @@ def _uvicorn(app: Any, host: str, port: int) -> _Server:
     return _Server(config)
 
 
-async def serve(settings: Settings, on_ready: Callable[[Runtime], None] | None = None,
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
+                on_ready: Callable[[Runtime], None] | None = None,
                 background: list[Callable[[Runtime, asyncio.Event], Any]] | None = None) -> None:
-    """Run until SIGINT/SIGTERM; then stop accepting, flush the pipeline and close the store."""
+    """Run until `stop` is set (by default on SIGINT/SIGTERM); then stop accepting, flush, close."""
     runtime = Runtime.build(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     grpc_server = create_otlp_grpc_server(runtime.receiver, settings.ingest, runtime.keys,
                                           settings.host, settings.otlp_grpc_port)
     api = _uvicorn(create_api_app(runtime), settings.host, settings.port)
