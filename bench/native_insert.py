@@ -48,8 +48,12 @@ def build_request(rng: random.Random, spans: int, now_ns: int) -> bytes:
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     service = rng.choice(SERVICES)
-    for key, value in (("service.name", service), ("service.version", "2.4.1"),
-                       ("deployment.environment", "prod"), ("host.name", f"node-{rng.randrange(12)}")):
+    for key, value in (
+        ("service.name", service),
+        ("service.version", "2.4.1"),
+        ("deployment.environment", "prod"),
+        ("host.name", f"node-{rng.randrange(12)}"),
+    ):
         _set(rs.resource.attributes.add(), key, value)
     ss = rs.scope_spans.add()
     ss.scope.name = "opentelemetry.instrumentation.flask"
@@ -111,8 +115,9 @@ def run_naive(store: Store, payloads: list[bytes], batch: int) -> None:
         store.insert("otel_traces", [cols[n] for n in names], names, column_oriented=True)
 
 
-def measure(name: str, fn: Any, store: Store, payloads: list[bytes], batch: int, spans: int,
-            repeat: int) -> dict[str, Any]:
+def measure(
+    name: str, fn: Any, store: Store, payloads: list[bytes], batch: int, spans: int, repeat: int
+) -> dict[str, Any]:
     """Best-of-`repeat` wall time of writing every payload, after one warm-up batch."""
     fn(store, payloads[:batch], batch)  # warm-up: schema parse, first part, caches
     best = float("inf")
@@ -156,20 +161,28 @@ def main() -> None:
             results.append(result)
 
     naive = next(r for r in results if r["path"] == "naive")["spans_per_s"]
-    print(f"{args.requests} requests × {args.spans} spans = {total} spans, {mib:.1f} MiB of OTLP protobuf, "
-          f"best of {args.repeat}, {os.cpu_count()} CPUs")
+    print(
+        f"{args.requests} requests × {args.spans} spans = {total} spans, {mib:.1f} MiB of OTLP protobuf, "
+        f"best of {args.repeat}, {os.cpu_count()} CPUs"
+    )
     print(f"{'path':<20} {'req/insert':>10} {'seconds':>8} {'spans/s':>10} {'vs naive':>8}")
     for r in results:
-        print(f"{r['path']:<20} {r['requests_per_insert']:>10} {r['seconds']:>8.3f} "
-              f"{r['spans_per_s']:>10,.0f} {r['spans_per_s'] / naive:>7.1f}×")
-    print(json.dumps({
-        "spans": total,
-        "requests": args.requests,
-        "spans_per_request": args.spans,
-        "cpus": os.cpu_count(),
-        **{f"{r['path'].replace('-', '_')}_spans_per_s": round(r["spans_per_s"]) for r in results},
-        "speedup": round(results[0]["spans_per_s"] / naive, 2),
-    }))
+        print(
+            f"{r['path']:<20} {r['requests_per_insert']:>10} {r['seconds']:>8.3f} "
+            f"{r['spans_per_s']:>10,.0f} {r['spans_per_s'] / naive:>7.1f}×"
+        )
+    print(
+        json.dumps(
+            {
+                "spans": total,
+                "requests": args.requests,
+                "spans_per_request": args.spans,
+                "cpus": os.cpu_count(),
+                **{f"{r['path'].replace('-', '_')}_spans_per_s": round(r["spans_per_s"]) for r in results},
+                "speedup": round(results[0]["spans_per_s"] / naive, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

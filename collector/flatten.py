@@ -79,8 +79,14 @@ def trace_columns(messages: Iterable[Any]) -> dict[str, list[Any]]:
     return cols
 
 
-def _append_span(cols: dict[str, list[Any]], span: Any, resource: dict[str, str], service: str,
-                 scope_name: str, scope_version: str) -> None:
+def _append_span(
+    cols: dict[str, list[Any]],
+    span: Any,
+    resource: dict[str, str],
+    service: str,
+    scope_name: str,
+    scope_version: str,
+) -> None:
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     cols["Timestamp"].append(start)
     cols["TraceId"].append(span.trace_id.hex())
@@ -109,16 +115,48 @@ def _append_span(cols: dict[str, list[Any]], span: Any, resource: dict[str, str]
 
 
 TRACE_COLUMNS = (
-    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
-    "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode",
-    "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId",
-    "Links.SpanId", "Links.TraceState", "Links.Attributes",
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "TraceState",
+    "SpanName",
+    "SpanKind",
+    "ServiceName",
+    "ResourceAttributes",
+    "ScopeName",
+    "ScopeVersion",
+    "SpanAttributes",
+    "Duration",
+    "StatusCode",
+    "StatusMessage",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+    "Links.TraceId",
+    "Links.SpanId",
+    "Links.TraceState",
+    "Links.Attributes",
 )
 
 LOG_COLUMNS = (
-    "Timestamp", "ObservedTimestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber",
-    "ServiceName", "Body", "EventName", "ResourceSchemaUrl", "ResourceAttributes", "ScopeSchemaUrl",
-    "ScopeName", "ScopeVersion", "ScopeAttributes", "LogAttributes",
+    "Timestamp",
+    "ObservedTimestamp",
+    "TraceId",
+    "SpanId",
+    "TraceFlags",
+    "SeverityText",
+    "SeverityNumber",
+    "ServiceName",
+    "Body",
+    "EventName",
+    "ResourceSchemaUrl",
+    "ResourceAttributes",
+    "ScopeSchemaUrl",
+    "ScopeName",
+    "ScopeVersion",
+    "ScopeAttributes",
+    "LogAttributes",
 )
 
 
@@ -156,24 +194,63 @@ def log_columns(messages: Iterable[Any]) -> dict[str, list[Any]]:
 
 
 _METRIC_COMMON = (
-    "ResourceAttributes", "ResourceSchemaUrl", "ScopeName", "ScopeVersion", "ScopeAttributes",
-    "ScopeDroppedAttrCount", "ScopeSchemaUrl", "ServiceName", "MetricName", "MetricDescription", "MetricUnit",
-    "Attributes", "StartTimeUnix", "TimeUnix", "Flags",
+    "ResourceAttributes",
+    "ResourceSchemaUrl",
+    "ScopeName",
+    "ScopeVersion",
+    "ScopeAttributes",
+    "ScopeDroppedAttrCount",
+    "ScopeSchemaUrl",
+    "ServiceName",
+    "MetricName",
+    "MetricDescription",
+    "MetricUnit",
+    "Attributes",
+    "StartTimeUnix",
+    "TimeUnix",
+    "Flags",
 )
 _EXEMPLARS = (
-    "Exemplars.FilteredAttributes", "Exemplars.TimeUnix", "Exemplars.Value", "Exemplars.SpanId",
+    "Exemplars.FilteredAttributes",
+    "Exemplars.TimeUnix",
+    "Exemplars.Value",
+    "Exemplars.SpanId",
     "Exemplars.TraceId",
 )
 METRIC_TABLES = {
     "gauge": ("otel_metrics_gauge", _METRIC_COMMON + ("Value",) + _EXEMPLARS),
-    "sum": ("otel_metrics_sum", _METRIC_COMMON + ("Value", "AggregationTemporality", "IsMonotonic") + _EXEMPLARS),
-    "histogram": ("otel_metrics_histogram", _METRIC_COMMON + (
-        "Count", "Sum", "BucketCounts", "ExplicitBounds", "Min", "Max", "AggregationTemporality") + _EXEMPLARS),
-    "exponential_histogram": ("otel_metrics_exponential_histogram", _METRIC_COMMON + (
-        "Count", "Sum", "Scale", "ZeroCount", "PositiveOffset", "PositiveBucketCounts", "NegativeOffset",
-        "NegativeBucketCounts", "Min", "Max", "AggregationTemporality") + _EXEMPLARS),
-    "summary": ("otel_metrics_summary", _METRIC_COMMON + (
-        "Count", "Sum", "ValueAtQuantiles.Quantile", "ValueAtQuantiles.Value")),
+    "sum": (
+        "otel_metrics_sum",
+        _METRIC_COMMON + ("Value", "AggregationTemporality", "IsMonotonic") + _EXEMPLARS,
+    ),
+    "histogram": (
+        "otel_metrics_histogram",
+        _METRIC_COMMON
+        + ("Count", "Sum", "BucketCounts", "ExplicitBounds", "Min", "Max", "AggregationTemporality")
+        + _EXEMPLARS,
+    ),
+    "exponential_histogram": (
+        "otel_metrics_exponential_histogram",
+        _METRIC_COMMON
+        + (
+            "Count",
+            "Sum",
+            "Scale",
+            "ZeroCount",
+            "PositiveOffset",
+            "PositiveBucketCounts",
+            "NegativeOffset",
+            "NegativeBucketCounts",
+            "Min",
+            "Max",
+            "AggregationTemporality",
+        )
+        + _EXEMPLARS,
+    ),
+    "summary": (
+        "otel_metrics_summary",
+        _METRIC_COMMON + ("Count", "Sum", "ValueAtQuantiles.Quantile", "ValueAtQuantiles.Value"),
+    ),
 }
 
 
@@ -187,20 +264,41 @@ def _point_specific(kind: str, metric: Any, point: Any) -> dict[str, Any]:
     if kind == "gauge":
         return {"Value": _number(point)}
     if kind == "sum":
-        return {"Value": _number(point), "AggregationTemporality": data.aggregation_temporality,
-                "IsMonotonic": data.is_monotonic}
+        return {
+            "Value": _number(point),
+            "AggregationTemporality": data.aggregation_temporality,
+            "IsMonotonic": data.is_monotonic,
+        }
     if kind == "histogram":
-        return {"Count": point.count, "Sum": point.sum, "BucketCounts": list(point.bucket_counts),
-                "ExplicitBounds": list(point.explicit_bounds), "Min": point.min, "Max": point.max,
-                "AggregationTemporality": data.aggregation_temporality}
+        return {
+            "Count": point.count,
+            "Sum": point.sum,
+            "BucketCounts": list(point.bucket_counts),
+            "ExplicitBounds": list(point.explicit_bounds),
+            "Min": point.min,
+            "Max": point.max,
+            "AggregationTemporality": data.aggregation_temporality,
+        }
     if kind == "exponential_histogram":
-        return {"Count": point.count, "Sum": point.sum, "Scale": point.scale, "ZeroCount": point.zero_count,
-                "PositiveOffset": point.positive.offset, "PositiveBucketCounts": list(point.positive.bucket_counts),
-                "NegativeOffset": point.negative.offset, "NegativeBucketCounts": list(point.negative.bucket_counts),
-                "Min": point.min, "Max": point.max, "AggregationTemporality": data.aggregation_temporality}
-    return {"Count": point.count, "Sum": point.sum,
-            "ValueAtQuantiles.Quantile": [q.quantile for q in point.quantile_values],
-            "ValueAtQuantiles.Value": [q.value for q in point.quantile_values]}
+        return {
+            "Count": point.count,
+            "Sum": point.sum,
+            "Scale": point.scale,
+            "ZeroCount": point.zero_count,
+            "PositiveOffset": point.positive.offset,
+            "PositiveBucketCounts": list(point.positive.bucket_counts),
+            "NegativeOffset": point.negative.offset,
+            "NegativeBucketCounts": list(point.negative.bucket_counts),
+            "Min": point.min,
+            "Max": point.max,
+            "AggregationTemporality": data.aggregation_temporality,
+        }
+    return {
+        "Count": point.count,
+        "Sum": point.sum,
+        "ValueAtQuantiles.Quantile": [q.quantile for q in point.quantile_values],
+        "ValueAtQuantiles.Value": [q.value for q in point.quantile_values],
+    }
 
 
 def _exemplars(point: Any) -> dict[str, Any]:
@@ -224,11 +322,14 @@ def metric_columns(messages: Iterable[Any]) -> dict[str, dict[str, list[Any]]]:
             for scope_metrics in resource_metrics.scope_metrics:
                 scope = scope_metrics.scope
                 common = {
-                    "ResourceAttributes": resource, "ResourceSchemaUrl": resource_metrics.schema_url,
-                    "ScopeName": scope.name, "ScopeVersion": scope.version,
+                    "ResourceAttributes": resource,
+                    "ResourceSchemaUrl": resource_metrics.schema_url,
+                    "ScopeName": scope.name,
+                    "ScopeVersion": scope.version,
                     "ScopeAttributes": attributes(scope.attributes),
                     "ScopeDroppedAttrCount": scope.dropped_attributes_count,
-                    "ScopeSchemaUrl": scope_metrics.schema_url, "ServiceName": service,
+                    "ScopeSchemaUrl": scope_metrics.schema_url,
+                    "ServiceName": service,
                 }
                 for metric in scope_metrics.metrics:
                     kind = metric.WhichOneof("data")
@@ -238,10 +339,15 @@ def metric_columns(messages: Iterable[Any]) -> dict[str, dict[str, list[Any]]]:
                     cols = tables.setdefault(table, {name: [] for name in names})
                     for point in getattr(metric, kind).data_points:
                         row = dict(common)
-                        row.update(MetricName=metric.name, MetricDescription=metric.description,
-                                   MetricUnit=metric.unit, Attributes=attributes(point.attributes),
-                                   StartTimeUnix=point.start_time_unix_nano, TimeUnix=point.time_unix_nano,
-                                   Flags=point.flags)
+                        row.update(
+                            MetricName=metric.name,
+                            MetricDescription=metric.description,
+                            MetricUnit=metric.unit,
+                            Attributes=attributes(point.attributes),
+                            StartTimeUnix=point.start_time_unix_nano,
+                            TimeUnix=point.time_unix_nano,
+                            Flags=point.flags,
+                        )
                         row.update(_point_specific(kind, metric, point))
                         if kind != "summary":
                             row.update(_exemplars(point))

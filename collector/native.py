@@ -16,7 +16,14 @@ Where the engine finds the schema:
   default /var/lib/clickhouse/format_schemas/) and rejects absolute paths, so the file must be
   copied there on every server node (deploy/ ships it; install_schema() does the copy where
   that directory is reachable). Without it the insert fails and the caller falls back to the
-  Python path. The oneof-presence setting needs ClickHouse 25.x or later.
+  Python path.
+
+Which AnyValue member was set: the input table maps each scalar member to a Nullable column, and
+ClickHouse leaves a Nullable column NULL when its field is absent, so the non-NULL one is the
+member that was sent, even as 0, false or ''. (input_format_protobuf_oneof_presence would say so
+too, but needs ClickHouse 25.7+ and fails the whole insert when one AnyValue carries two members,
+which protobuf allows: last wins. With Nullable columns such a value renders by a fixed priority:
+string, int, double, bool, bytes.)
 """
 
 from __future__ import annotations
@@ -64,13 +71,9 @@ def install_schema(format_schema_path: str | Path) -> Path:
     return target
 
 
-def insert_settings(store: Store) -> dict[str, str | int]:
+def insert_settings(store: Store) -> dict[str, str]:
     """ClickHouse settings for a Protobuf insert into otel_traces_otlp_in."""
-    return {
-        "format_schema": schema_setting(store),
-        # Fills AnyValue's `kind` Enum column, so 0 / false / '' differ from an absent value.
-        "input_format_protobuf_oneof_presence": 1,
-    }
+    return {"format_schema": schema_setting(store)}
 
 
 def _varint(n: int) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 from collector import flatten, metrics
 from collector.otlp import REQUEST_TYPES, Decoded, Signal
 from collector.spool import Spool
+from collector.validate import validate
 from triage.errors import Overloaded
 from triage.settings import Ingest
 from triage.store import Store
@@ -72,7 +73,15 @@ class Pipeline:
     def start(self) -> None:
         if self.spool is not None:
             for signal, payload in self.spool.drain():
-                self._enqueue(WorkItem(signal, 0, payload=payload, native=signal == "traces"), force=True)
+                decoded = validate(signal, REQUEST_TYPES[signal].FromString(payload))
+                item = WorkItem(
+                    signal,
+                    decoded.accepted,
+                    message=decoded.message,
+                    payload=payload,
+                    native=signal == "traces" and self.native_traces and not decoded.nested_values,
+                )
+                self._enqueue(item, force=True)
         self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)
         self._thread.start()
 
@@ -85,14 +94,18 @@ class Pipeline:
         if decoded.accepted == 0:
             return
         native = decoded.signal == "traces" and self.native_traces and not decoded.nested_values
-        item = WorkItem(decoded.signal, decoded.accepted, message=decoded.message, payload=payload, native=native)
+        item = WorkItem(
+            decoded.signal, decoded.accepted, message=decoded.message, payload=payload, native=native
+        )
         self._enqueue(item)
 
     def _enqueue(self, item: WorkItem, force: bool = False) -> None:
         with self._cond:
             st = self._state
             if st.closed and not force:
-                raise Overloaded("Triage is shutting down; retry against another instance or after restart", 5)
+                raise Overloaded(
+                    "Triage is shutting down; retry against another instance or after restart", 5
+                )
             if not force and st.rows + item.rows > self.ingest.buffer_max_rows and st.rows > 0:
                 raise Overloaded(
                     f"write buffer full ({st.rows} rows waiting, capacity {self.ingest.buffer_max_rows}); "
@@ -160,7 +173,7 @@ class Pipeline:
                 item = st.items.popleft()
                 batch.append(item)
                 rows += item.rows
-            st.in_flight = rows
+            st.in_flight = len(batch)
             return batch
 
     def _run(self) -> None:
@@ -182,8 +195,12 @@ class Pipeline:
                     self._cond.notify_all()
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("event=write_failed rows=%d error=%r retry_in=%.1fs", sum(i.rows for i in batch),
-                          self.last_error, backoff)
+                log.error(
+                    "event=write_failed rows=%d error=%r retry_in=%.1fs",
+                    sum(i.rows for i in batch),
+                    self.last_error,
+                    backoff,
+                )
                 with self._cond:
                     self._state.items.extendleft(reversed(batch))
                     self._state.in_flight = 0

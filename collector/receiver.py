@@ -39,8 +39,13 @@ class Receiver:
         if decoded.rejected:
             metrics.REFUSED[signal].labels(transport, "invalid").inc(decoded.rejected)
             metrics.REQUESTS.labels(transport, signal, "partial").inc()
-            log.info("event=partial_success transport=%s signal=%s rejected=%d error=%r",
-                     transport, signal, decoded.rejected, decoded.error)
+            log.info(
+                "event=partial_success transport=%s signal=%s rejected=%d error=%r",
+                transport,
+                signal,
+                decoded.rejected,
+                decoded.error,
+            )
         else:
             metrics.REQUESTS.labels(transport, signal, "ok").inc()
         return decoded

@@ -20,9 +20,12 @@ console = Console(stderr=True)
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML configuration file (env TRIAGE_CONFIG)")
-    parser.add_argument("--store", metavar="DSN",
-                        help="chdb:///data/dir (embedded, default ./data) or http://user:pass@host:8123/db "
-                             "(env TRIAGE_STORE)")
+    parser.add_argument(
+        "--store",
+        metavar="DSN",
+        help="chdb:///data/dir (embedded, default ./data) or http://user:pass@host:8123/db "
+        "(env TRIAGE_STORE)",
+    )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
 
 
@@ -68,9 +71,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logsetup.configure(settings.log_level, settings.log_format)
-    console.print(f"[bold]Triage[/] serving API on http://{settings.host}:{settings.port}  "
-                  f"OTLP/HTTP :{settings.otlp_http_port}  OTLP/gRPC :{settings.otlp_grpc_port}  "
-                  f"store {settings.store}")
+    console.print(
+        f"[bold]Triage[/] serving API on http://{settings.host}:{settings.port}  "
+        f"OTLP/HTTP :{settings.otlp_http_port}  OTLP/gRPC :{settings.otlp_grpc_port}  "
+        f"store {settings.store}"
+    )
     asyncio.run(serve(settings))
     return 0
 
@@ -80,8 +85,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logsetup.configure(settings.log_level, settings.log_format)
-    store = Store(settings.store, cluster=settings.cluster, raw_ttl_days=settings.retention.raw_days,
-                  business_ttl_days=settings.retention.business_days)
+    store = Store(
+        settings.store,
+        cluster=settings.cluster,
+        raw_ttl_days=settings.retention.raw_days,
+        business_ttl_days=settings.retention.business_days,
+    )
     applied = store.migrate()
     if applied:
         for name in applied:

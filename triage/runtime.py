@@ -35,7 +35,9 @@ class Runtime:
         )
         applied = store.migrate()
         if applied:
-            log.info("event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied))
+            log.info(
+                "event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied)
+            )
         pipeline = Pipeline(store, settings.ingest)
         pipeline.start()
         return cls(settings, store, pipeline, Receiver(pipeline), ApiKeys(settings.api_keys))

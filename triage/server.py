@@ -29,14 +29,25 @@ class _Server(uvicorn.Server):
 
 
 def _uvicorn(app: Any, host: str, port: int) -> _Server:
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+    )
     return _Server(config)
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
-                on_ready: Callable[[Runtime], None] | None = None,
-                background: list[Callable[[Runtime, asyncio.Event], Any]] | None = None) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Runtime], None] | None = None,
+    background: list[Callable[[Runtime, asyncio.Event], Any]] | None = None,
+) -> None:
     """Run until `stop` is set (by default on SIGINT/SIGTERM); then stop accepting, flush, close."""
     runtime = Runtime.build(settings)
     if stop is None:
@@ -44,11 +55,15 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    grpc_server = create_otlp_grpc_server(runtime.receiver, settings.ingest, runtime.keys,
-                                          settings.host, settings.otlp_grpc_port)
+    grpc_server = create_otlp_grpc_server(
+        runtime.receiver, settings.ingest, runtime.keys, settings.host, settings.otlp_grpc_port
+    )
     api = _uvicorn(create_api_app(runtime), settings.host, settings.port)
-    otlp = _uvicorn(create_otlp_http_app(runtime.receiver, settings.ingest, runtime.keys),
-                    settings.host, settings.otlp_http_port)
+    otlp = _uvicorn(
+        create_otlp_http_app(runtime.receiver, settings.ingest, runtime.keys),
+        settings.host,
+        settings.otlp_http_port,
+    )
     grpc_server.start()
     tasks = [asyncio.create_task(api.serve()), asyncio.create_task(otlp.serve())]
     while not (api.started and otlp.started):
@@ -58,9 +73,16 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
         await asyncio.sleep(0.02)
     extra = [asyncio.create_task(fn(runtime, stop)) for fn in (background or [])]
     if not stop.is_set():
-        log.info("event=serving api=http://%s:%d otlp_http=%s:%d otlp_grpc=%s:%d store=%s",
-                 settings.host, settings.port, settings.host, settings.otlp_http_port,
-                 settings.host, grpc_server.bound_port, runtime.store.target.describe())
+        log.info(
+            "event=serving api=http://%s:%d otlp_http=%s:%d otlp_grpc=%s:%d store=%s",
+            settings.host,
+            settings.port,
+            settings.host,
+            settings.otlp_http_port,
+            settings.host,
+            grpc_server.bound_port,
+            runtime.store.target.describe(),
+        )
         if on_ready:
             on_ready(runtime)
     await stop.wait()

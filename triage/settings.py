@@ -233,10 +233,12 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
-        for label, items in (("facility id", [f.id for f in self.facilities]),
-                             ("workflow name", [w.name for w in self.workflows]),
-                             ("queue name", [q.name for q in self.queues]),
-                             ("log source name", [s.name for s in self.log_sources])):
+        for label, items in (
+            ("facility id", [f.id for f in self.facilities]),
+            ("workflow name", [w.name for w in self.workflows]),
+            ("queue name", [q.name for q in self.queues]),
+            ("log source name", [s.name for s in self.log_sources]),
+        ):
             dupes = sorted({x for x in items if items.count(x) > 1})
             if dupes:
                 raise ValueError(f"each {label} must be unique; repeated: {', '.join(dupes)}")
@@ -279,7 +281,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = p.read_text("utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc.strerror}. Pass an existing file with --config.") from exc
+        raise ConfigError(
+            f"cannot read config file {p}: {exc.strerror}. Pass an existing file with --config."
+        ) from exc
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -287,7 +291,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         line = f" line {where.line + 1}, column {where.column + 1}" if where else ""
         raise ConfigError(f"{p}:{line} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping (store:, workflows:, ...), not {type(data).__name__}")
+        raise ConfigError(
+            f"{p}: the top level must be a mapping (store:, workflows:, ...), not {type(data).__name__}"
+        )
     return data
 
 
@@ -336,7 +342,9 @@ def load_settings(
     config_file = config_file or environ.get("TRIAGE_CONFIG")
     data: dict[str, Any] = read_yaml(config_file) if config_file else {}
     env = _env_overrides({k: v for k, v in environ.items() if k not in ("TRIAGE_CONFIG", "TRIAGE_DATA_DIR")})
-    merged = _deep_merge(_deep_merge(data, env), {k: v for k, v in (overrides or {}).items() if v is not None})
+    merged = _deep_merge(
+        _deep_merge(data, env), {k: v for k, v in (overrides or {}).items() if v is not None}
+    )
     source = str(config_file) if config_file else "flags and TRIAGE_* environment"
     try:
         return Settings.model_validate(merged)

@@ -38,10 +38,12 @@ def _request(n: int = 3, service: str = "erp", trace_id: bytes = TRACE_ID) -> Ex
     return req
 
 
-def _post(server: LiveServer, body: bytes, content_type: str = "application/x-protobuf",
-          **headers: str) -> httpx.Response:
-    return httpx.post(f"{server.otlp_http}/v1/traces", content=body,
-                      headers={"Content-Type": content_type, **headers})
+def _post(
+    server: LiveServer, body: bytes, content_type: str = "application/x-protobuf", **headers: str
+) -> httpx.Response:
+    return httpx.post(
+        f"{server.otlp_http}/v1/traces", content=body, headers={"Content-Type": content_type, **headers}
+    )
 
 
 def _status_message(response: httpx.Response) -> str:
@@ -52,15 +54,17 @@ def _status_message(response: httpx.Response) -> str:
 
 def _span_names(server: LiveServer, service: str) -> list[str]:
     server.flush()
-    rows = server.store.query("SELECT SpanName FROM otel_traces WHERE ServiceName = {s:String} ORDER BY SpanName",
-                              {"s": service}).result_rows
+    rows = server.store.query(
+        "SELECT SpanName FROM otel_traces WHERE ServiceName = {s:String} ORDER BY SpanName", {"s": service}
+    ).result_rows
     return [r[0] for r in rows]
 
 
 @pytest.fixture
 def small_server(chdb_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(server_settings(chdb_path, ingest={"max_body_bytes": 64 * 1024,
-                                                           "max_decompressed_bytes": 256 * 1024})).start()
+    server = LiveServer(
+        server_settings(chdb_path, ingest={"max_body_bytes": 64 * 1024, "max_decompressed_bytes": 256 * 1024})
+    ).start()
     yield server
     server.stop()
 
@@ -120,8 +124,8 @@ def test_gzip_body_is_accepted(small_server: LiveServer) -> None:
 def test_invalid_ids_are_partial_success_and_valid_spans_kept(small_server: LiveServer) -> None:
     req = _request(n=4, service="partial")
     spans = req.resource_spans[0].scope_spans[0].spans
-    spans[1].trace_id = b"\x01\x02"          # wrong length
-    spans[2].span_id = b"\x00" * 8           # all zeros
+    spans[1].trace_id = b"\x01\x02"  # wrong length
+    spans[2].span_id = b"\x00" * 8  # all zeros
     response = _post(small_server, req.SerializeToString())
     assert response.status_code == 200
     answer = trace_service_pb2.ExportTraceServiceResponse.FromString(response.content)
@@ -133,11 +137,26 @@ def test_invalid_ids_are_partial_success_and_valid_spans_kept(small_server: Live
 
 
 def test_invalid_hex_id_in_json_is_partial_success(small_server: LiveServer) -> None:
-    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
-                              "scopeSpans": [{"spans": [
-                                  {"traceId": "NOT-HEX", "spanId": "EEE19B7EC3C1B174", "name": "bad"},
-                                  {"traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
-                                   "name": "good", "startTimeUnixNano": str(time.time_ns())}]}]}]}
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {"traceId": "NOT-HEX", "spanId": "EEE19B7EC3C1B174", "name": "bad"},
+                            {
+                                "traceId": "5B8EFFF798038103D269B633813FC60C",
+                                "spanId": "EEE19B7EC3C1B174",
+                                "name": "good",
+                                "startTimeUnixNano": str(time.time_ns()),
+                            },
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
     response = _post(small_server, json.dumps(doc).encode(), content_type="application/json")
     assert response.status_code == 200
     assert response.json()["partialSuccess"]["rejectedSpans"] == "1"
@@ -176,14 +195,18 @@ def test_deeply_nested_values_are_refused_but_moderate_nesting_is_stored(small_s
     assert _post(small_server, moderate.SerializeToString()).status_code == 200
     small_server.flush()
     stored = small_server.store.query(
-        "SELECT SpanAttributes['nested'] FROM otel_traces WHERE ServiceName = 'nested'").result_rows
+        "SELECT SpanAttributes['nested'] FROM otel_traces WHERE ServiceName = 'nested'"
+    ).result_rows
     assert stored == [('[[[[["leaf"]]]]]',)]
     assert httpx.get(f"{small_server.api}/healthz").status_code == 200
 
 
 def test_full_buffer_answers_429_with_retry_after_and_loses_nothing(chdb_path: Path) -> None:
-    server = LiveServer(server_settings(chdb_path, ingest={"buffer_max_rows": 10, "batch_max_delay": "3s",
-                                                           "batch_max_rows": 100000})).start()
+    server = LiveServer(
+        server_settings(
+            chdb_path, ingest={"buffer_max_rows": 10, "batch_max_delay": "3s", "batch_max_rows": 100000}
+        )
+    ).start()
     try:
         codes = [_post(server, _request(n=6, service="bp").SerializeToString()).status_code for _ in range(3)]
         assert codes[0] == 200
@@ -200,8 +223,11 @@ def test_full_buffer_answers_429_with_retry_after_and_loses_nothing(chdb_path: P
 
 def test_grpc_garbage_is_invalid_argument(small_server: LiveServer) -> None:
     with grpc.insecure_channel(small_server.otlp_grpc) as channel:
-        raw = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                                  request_serializer=None, response_deserializer=None)
+        raw = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None,
+            response_deserializer=None,
+        )
         with pytest.raises(grpc.RpcError) as caught:
             raw(b"\xff\xff\xff\xff", timeout=5)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -35,15 +35,28 @@ def _span_exporter(server: LiveServer, transport: str):  # type: ignore[no-untyp
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_sdk_traces_land_in_otel_traces(live_server: LiveServer, transport: str) -> None:
-    provider = TracerProvider(resource=Resource.create({"service.name": f"erp-{transport}", "deployment": "test"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"erp-{transport}", "deployment": "test"})
+    )
     provider.add_span_processor(BatchSpanProcessor(_span_exporter(live_server, transport)))
     tracer = provider.get_tracer("triage.tests", "1.2.3")
-    with tracer.start_as_current_span("POST /requisitions", kind=SpanKind.SERVER,
-                                      attributes={"erp.po_number": "4500012345", "erp.amount": 182000.5,
-                                                  "retry": 0, "urgent": False, "tags": ["icu", "or"]}) as root:
+    with tracer.start_as_current_span(
+        "POST /requisitions",
+        kind=SpanKind.SERVER,
+        attributes={
+            "erp.po_number": "4500012345",
+            "erp.amount": 182000.5,
+            "retry": 0,
+            "urgent": False,
+            "tags": ["icu", "or"],
+        },
+    ) as root:
         root.add_event("validated", {"lines": 3})
-        with tracer.start_as_current_span("publish wf.approvals", kind=SpanKind.PRODUCER,
-                                          links=[Link(root.get_span_context(), {"why": "fan-out"})]) as child:
+        with tracer.start_as_current_span(
+            "publish wf.approvals",
+            kind=SpanKind.PRODUCER,
+            links=[Link(root.get_span_context(), {"why": "fan-out"})],
+        ) as child:
             child.set_status(Status(StatusCode.ERROR, "approval-saas returned 503"))
     provider.shutdown()
     live_server.flush()
@@ -62,8 +75,13 @@ def test_sdk_traces_land_in_otel_traces(live_server: LiveServer, transport: str)
     assert server_span[2] == f"erp-{transport}"
     assert server_span[3] == ""
     assert producer[3] == format(root.get_span_context().span_id, "016x")
-    assert server_span[4] == {"erp.po_number": "4500012345", "erp.amount": "182000.5", "retry": "0",
-                              "urgent": "false", "tags": '["icu","or"]'}
+    assert server_span[4] == {
+        "erp.po_number": "4500012345",
+        "erp.amount": "182000.5",
+        "retry": "0",
+        "urgent": "false",
+        "tags": '["icu","or"]',
+    }
     assert server_span[5] == "Unset"
     assert (producer[5], producer[6]) == ("Error", "approval-saas returned 503")
     assert server_span[7] == ["validated"] and server_span[8] == [{"lines": "3"}]
@@ -80,8 +98,11 @@ def test_sdk_traces_land_in_otel_traces(live_server: LiveServer, transport: str)
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_sdk_logs_land_in_otel_logs(live_server: LiveServer, transport: str) -> None:
-    exporter = (HttpLogExporter(endpoint=f"{live_server.otlp_http}/v1/logs") if transport == "http"
-                else GrpcLogExporter(endpoint=live_server.otlp_grpc, insecure=True))
+    exporter = (
+        HttpLogExporter(endpoint=f"{live_server.otlp_http}/v1/logs")
+        if transport == "http"
+        else GrpcLogExporter(endpoint=live_server.otlp_grpc, insecure=True)
+    )
     provider = LoggerProvider(resource=Resource.create({"service.name": f"mirth-{transport}"}))
     provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     logger = logging.getLogger(f"tests.sdk.{transport}")
@@ -113,27 +134,43 @@ def test_sdk_logs_land_in_otel_logs(live_server: LiveServer, transport: str) -> 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_sdk_metrics_land_in_metric_tables(live_server: LiveServer, transport: str) -> None:
-    exporter = (HttpMetricExporter(endpoint=f"{live_server.otlp_http}/v1/metrics") if transport == "http"
-                else GrpcMetricExporter(endpoint=live_server.otlp_grpc, insecure=True))
+    exporter = (
+        HttpMetricExporter(endpoint=f"{live_server.otlp_http}/v1/metrics")
+        if transport == "http"
+        else GrpcMetricExporter(endpoint=live_server.otlp_grpc, insecure=True)
+    )
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60_000)
-    provider = MeterProvider(resource=Resource.create({"service.name": f"erp-{transport}"}), metric_readers=[reader])
+    provider = MeterProvider(
+        resource=Resource.create({"service.name": f"erp-{transport}"}), metric_readers=[reader]
+    )
     meter = provider.get_meter("tests")
     meter.create_counter("po.created", unit="1").add(5, {"facility.id": "STM-ICU"})
     meter.create_histogram("approval.latency", unit="s").record(12.5, {"step": "budget_approval"})
-    meter.create_observable_gauge("queue.backlog", callbacks=[lambda _: [Observation(1204, {"queue": "wf.approvals"})]])
+    meter.create_observable_gauge(
+        "queue.backlog", callbacks=[lambda _: [Observation(1204, {"queue": "wf.approvals"})]]
+    )
     provider.shutdown()
     live_server.flush()
 
     service = f"erp-{transport}"
     s = live_server.store
-    sums = s.query("SELECT MetricName, Value, IsMonotonic, Attributes FROM otel_metrics_sum "
-                   "WHERE ServiceName = {s:String}", {"s": service}).result_rows
+    sums = s.query(
+        "SELECT MetricName, Value, IsMonotonic, Attributes FROM otel_metrics_sum "
+        "WHERE ServiceName = {s:String}",
+        {"s": service},
+    ).result_rows
     assert sums == [("po.created", 5.0, True, {"facility.id": "STM-ICU"})]
-    hist = s.query("SELECT MetricName, Count, Sum, Min, Max, length(BucketCounts) = length(ExplicitBounds) + 1 "
-                   "FROM otel_metrics_histogram WHERE ServiceName = {s:String}", {"s": service}).result_rows
+    hist = s.query(
+        "SELECT MetricName, Count, Sum, Min, Max, length(BucketCounts) = length(ExplicitBounds) + 1 "
+        "FROM otel_metrics_histogram WHERE ServiceName = {s:String}",
+        {"s": service},
+    ).result_rows
     assert hist == [("approval.latency", 1, 12.5, 12.5, 12.5, True)]
-    gauge = s.query("SELECT MetricName, Value, Attributes['queue'] FROM otel_metrics_gauge "
-                    "WHERE ServiceName = {s:String}", {"s": service}).result_rows
+    gauge = s.query(
+        "SELECT MetricName, Value, Attributes['queue'] FROM otel_metrics_gauge "
+        "WHERE ServiceName = {s:String}",
+        {"s": service},
+    ).result_rows
     assert gauge == [("queue.backlog", 1204.0, "wf.approvals")]
 
 

@@ -87,12 +87,29 @@ def get_trace(
     rows = store.query(_TRACE_SPANS, {"trace_id": trace_id, "start": bounds[0], "end": bounds[1]}).result_rows
     spans = [
         Span(
-            timestamp=r[0], trace_id=r[1], span_id=r[2], parent_span_id=r[3], trace_state=r[4], name=r[5],
-            kind=r[6], service_name=r[7], resource_attributes=r[8], scope_name=r[9], scope_version=r[10],
-            attributes=r[11], duration_ns=r[12], status_code=r[13], status_message=r[14],
-            events=[SpanEvent(timestamp=t, name=n, attributes=a) for t, n, a in zip(r[15], r[16], r[17], strict=True)],
-            links=[SpanLink(trace_id=t, span_id=s, trace_state=ts, attributes=a)
-                   for t, s, ts, a in zip(r[18], r[19], r[20], r[21], strict=True)],
+            timestamp=r[0],
+            trace_id=r[1],
+            span_id=r[2],
+            parent_span_id=r[3],
+            trace_state=r[4],
+            name=r[5],
+            kind=r[6],
+            service_name=r[7],
+            resource_attributes=r[8],
+            scope_name=r[9],
+            scope_version=r[10],
+            attributes=r[11],
+            duration_ns=r[12],
+            status_code=r[13],
+            status_message=r[14],
+            events=[
+                SpanEvent(timestamp=t, name=n, attributes=a)
+                for t, n, a in zip(r[15], r[16], r[17], strict=True)
+            ],
+            links=[
+                SpanLink(trace_id=t, span_id=s, trace_state=ts, attributes=a)
+                for t, s, ts, a in zip(r[18], r[19], r[20], r[21], strict=True)
+            ],
         )
         for r in rows
     ]

@@ -59,7 +59,9 @@ class Store:
         t = self.target
         try:
             if t.embedded:
-                return clickhouse_connect.get_client(interface="chdb", path=t.path, database=database)
+                return clickhouse_connect.get_client(
+                    interface="chdb", path=t.path, database=database, tz_mode="aware"
+                )
             return clickhouse_connect.get_client(
                 host=t.host,
                 port=t.port,
@@ -68,6 +70,7 @@ class Store:
                 password=t.password,
                 database=database or "default",
                 autogenerate_session_id=False,
+                tz_mode="aware",
             )
         except Exception as exc:
             raise StoreError(

@@ -51,7 +51,9 @@ def parse_dsn(dsn: str) -> StoreTarget:
         database = unquote(parsed.path.strip("/")) or query.get("database", DEFAULT_DATABASE)
         _check_database(dsn, database)
         if not parsed.hostname:
-            raise ConfigError(f"store DSN {dsn!r} names no host: write it as http://user:pass@host:8123/triage")
+            raise ConfigError(
+                f"store DSN {dsn!r} names no host: write it as http://user:pass@host:8123/triage"
+            )
         return StoreTarget(
             embedded=False,
             database=database,

@@ -1,0 +1,187 @@
+"""The `triage` command as a user runs it: a real subprocess, real ports, a real data directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.conftest import free_port
+
+TRIAGE = [sys.executable, "-m", "triage.cli"]
+GOOD_CONFIG = """
+store: chdb:///tmp/never-opened
+facilities:
+  - {id: STM-ICU, name: "St. Mary's ICU", criticality: critical}
+workflows:
+  - name: procure_to_pay
+    keys: [erp.po_number, po.number]
+    key_patterns: ['\\bPO[- ]?(\\d{10})\\b']
+    facility: facility.id
+    value: erp.amount
+    steps:
+      - {name: requisition, match: {span_name: "POST /requisitions"}}
+      - {name: budget_approval, match: {service: approval-saas}, human: true, sla: {normal: 8h, critical: 1h}}
+      - {name: po_sent, match: {attributes: {messaging.destination.name: erp.po.out}, kind: producer}}
+    terminal: [po_sent]
+queues:
+  - {name: approvals, kind: rabbitmq, url: "amqp://guest:guest@127.0.0.1:5672/", queue: wf.approvals, interval: 15s}
+log_sources:
+  - {name: mirth, format: mirth}
+alerts:
+  alertmanager_url: null
+  rules:
+    - name: critical_work_blocked
+      when: {state: [blocked, failed], criticality: [critical]}
+      for: 5m
+      severity: page
+"""
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TRIAGE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def test_check_config_accepts_the_design_example(tmp_path: Path) -> None:
+    config = tmp_path / "triage.yaml"
+    config.write_text(GOOD_CONFIG)
+    result = run("check-config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stdout
+    assert "procure_to_pay" in result.stdout and "approvals" in result.stdout
+
+
+def test_check_config_names_file_field_and_fix(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        GOOD_CONFIG.replace("critical: 1h", "critical: 1 hour").replace("kind: rabbitmq", "kind: kafka")
+        + "\nport: http\n"
+    )
+    result = run("check-config", str(config))
+    assert result.returncode == 2
+    err = " ".join(result.stderr.split())
+    assert str(config) in err
+    assert (
+        "workflows[0] (procure_to_pay).steps[1] (budget_approval).sla.critical: invalid duration '1 hour'"
+        in err
+    )
+    assert "write e.g. '30s', '15m', '8h' or '2d'" in err
+    assert "queues[0] (approvals).kind" in err
+    assert "port:" in err
+
+
+def test_check_config_reports_yaml_syntax_with_line(tmp_path: Path) -> None:
+    config = tmp_path / "broken.yaml"
+    config.write_text("store: chdb:///x\nworkflows: [\n  - name: a\n")
+    result = run("check-config", str(config))
+    assert result.returncode == 2
+    assert "is not valid YAML" in result.stderr and "line" in result.stderr
+
+
+def test_migrate_applies_once(tmp_path: Path) -> None:
+    dsn = f"chdb://{tmp_path / 'data'}"
+    first = run("migrate", "--store", dsn)
+    assert first.returncode == 0, first.stderr
+    assert "applied 0001_raw_otel_tables" in first.stderr
+    second = run("migrate", "--store", dsn)
+    assert "is up to date" in second.stderr
+
+
+def test_bad_store_dsn_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("migrate", "--store", "postgres://localhost/x")
+    assert result.returncode == 2
+    assert "use chdb:///path (embedded) or http(s)://user:pass@host:8123/db" in " ".join(
+        result.stderr.split()
+    )
+
+
+def _request(service: str, trace_id: bytes) -> bytes:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    kv = rs.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", service
+    span = rs.scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = trace_id, b"\x01" * 8, "POST /requisitions"
+    span.start_time_unix_nano = time.time_ns()
+    span.end_time_unix_nano = span.start_time_unix_nano + 5_000_000
+    return req.SerializeToString()
+
+
+def _start(data: Path, ports: dict[str, int], env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            *TRIAGE,
+            "serve",
+            "--store",
+            f"chdb://{data}",
+            "--port",
+            str(ports["api"]),
+            "--otlp-http-port",
+            str(ports["http"]),
+            "--otlp-grpc-port",
+            str(ports["grpc"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env},
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{ports['api']}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"triage serve exited early: {proc.stdout.read() if proc.stdout else ''}")
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("triage serve did not become ready in 60 s")
+
+
+def test_serve_flushes_on_sigterm_and_data_survives_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ports = {"api": free_port(), "http": free_port(), "grpc": free_port()}
+    # A long batch delay: the spans can only reach the store through the shutdown flush.
+    env = {"TRIAGE_INGEST__BATCH_MAX_DELAY": "60s"}
+    proc = _start(data, ports, env)
+    trace_id = os.urandom(16)
+    response = httpx.post(
+        f"http://127.0.0.1:{ports['http']}/v1/traces",
+        content=_request("cli", trace_id),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "event=shutdown_complete" in output
+
+    proc = _start(data, ports, {})
+    try:
+        trace = httpx.get(f"http://127.0.0.1:{ports['api']}/api/v1/traces/{trace_id.hex()}").json()
+        assert [s["name"] for s in trace["spans"]] == ["POST /requisitions"]
+        assert trace["spans"][0]["service_name"] == "cli"
+        assert trace["spans"][0]["timestamp"].endswith("Z")
+        ready = httpx.get(f"http://127.0.0.1:{ports['api']}/readyz").json()
+        assert ready["pending_migrations"] == [] and ready["store_reachable"] is True
+        docs = httpx.get(f"http://127.0.0.1:{ports['api']}/openapi.json").json()
+        assert "/api/v1/traces/{trace_id}" in docs["paths"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)

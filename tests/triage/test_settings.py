@@ -1,0 +1,105 @@
+"""Settings precedence (YAML < TRIAGE_* < flags) and errors that name the field and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from triage.durations import format_duration, parse_duration
+from triage.errors import ConfigError
+from triage.settings import load_settings
+from triage.store.dsn import parse_dsn
+
+
+def test_precedence_yaml_env_flags(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text("port: 7000\notlp_http_port: 7001\nhost: 0.0.0.0\ningest: {batch_max_rows: 10}\n")
+    settings = load_settings(
+        config,
+        {"port": 9000},
+        environ={"TRIAGE_OTLP_HTTP_PORT": "9001", "TRIAGE_INGEST__BATCH_MAX_DELAY": "2s"},
+    )
+    assert (settings.port, settings.otlp_http_port, settings.host) == (9000, 9001, "0.0.0.0")
+    assert settings.ingest.batch_max_rows == 10 and settings.ingest.batch_max_delay == 2.0
+
+
+def test_config_file_from_env(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text("port: 7100\n")
+    assert load_settings(None, environ={"TRIAGE_CONFIG": str(config)}).port == 7100
+
+
+def test_missing_file_is_named() -> None:
+    with pytest.raises(ConfigError, match="cannot read config file /nope.yaml"):
+        load_settings("/nope.yaml", environ={})
+
+
+def test_env_error_names_the_source() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ={"TRIAGE_PORT": "eighty"})
+    assert "TRIAGE_* environment" in str(caught.value) and "port:" in str(caught.value)
+
+
+def test_workflow_errors_name_workflow_and_step(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        "workflows:\n"
+        "  - name: invoice_sync\n    keys: [ap.invoice]\n    key_patterns: ['(a)(b)']\n"
+        "    steps: [{name: received, match: {service: ap}}]\n    terminal: [posted]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    text = str(caught.value)
+    assert "workflows[0] (invoice_sync).key_patterns" in text and "at most one capture group" in text
+
+
+def test_terminal_must_be_a_step(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        "workflows:\n  - name: w\n    keys: [k]\n    steps: [{name: a, match: {service: s}}]\n"
+        "    terminal: [posted]\n"
+    )
+    with pytest.raises(ConfigError, match="terminal step 'posted' is not one of the steps"):
+        load_settings(config, environ={})
+
+
+def test_sla_falls_back_to_less_critical_tier(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        "workflows:\n  - name: w\n    keys: [k]\n"
+        "    steps: [{name: a, match: {service: s}, sla: {normal: 8h, critical: 30m}}]\n"
+    )
+    sla = load_settings(config, environ={}).workflows[0].steps[0].sla
+    assert sla is not None
+    assert (sla.for_criticality("critical"), sla.for_criticality("high"), sla.for_criticality("normal")) == (
+        1800.0,
+        28800.0,
+        28800.0,
+    )
+
+
+def test_durations() -> None:
+    assert parse_duration("90s") == 90 and parse_duration("15m") == 900 and parse_duration("2d") == 172800
+    assert parse_duration(30) == 30.0
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration("soon")
+    assert format_duration(6 * 3600 + 300) == "6h 5m" and format_duration(45) == "45s"
+
+
+def test_dsn_parsing() -> None:
+    embedded = parse_dsn("chdb:///var/lib/triage?database=prod")
+    assert embedded.embedded and embedded.path == "/var/lib/triage" and embedded.database == "prod"
+    server = parse_dsn("https://ops:p%40ss@ch.internal:8443/triage")
+    assert (server.host, server.port, server.secure, server.password, server.database) == (
+        "ch.internal",
+        8443,
+        True,
+        "p@ss",
+        "triage",
+    )
+    assert "p@ss" not in server.describe()
+    with pytest.raises(ConfigError, match="names no data directory"):
+        parse_dsn("chdb://")
+    with pytest.raises(ConfigError, match="must be letters, digits and underscores"):
+        parse_dsn("http://h:8123/bad-name")
