@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from collector import metrics
 from collector.otlp import Decoded, Encoding, Signal, parse
@@ -26,9 +27,16 @@ class Receiver:
         except Exception:
             metrics.REQUESTS.labels(transport, signal, "bad_request").inc()
             raise
-        decoded = validate(signal, message)
         # An untouched protobuf body is written as received: no re-serialization on the hot path.
-        payload = body if encoding == "protobuf" and decoded.rejected == 0 else None
+        return self._submit(signal, message, transport, body if encoding == "protobuf" else None)
+
+    def accept_message(self, signal: Signal, message: Any, transport: str) -> Decoded:
+        """Validate and queue a request built in-process (raw log lines, file tails, the simulator)."""
+        return self._submit(signal, message, transport, None)
+
+    def _submit(self, signal: Signal, message: Any, transport: str, body: bytes | None) -> Decoded:
+        decoded = validate(signal, message)
+        payload = body if decoded.rejected == 0 else None
         try:
             self.pipeline.submit(decoded, payload)
         except Overloaded:
