@@ -72,7 +72,7 @@ def build_request(rng: random.Random, spans: int, now_ns: int) -> bytes:
         start = now_ns - rng.randrange(60_000_000_000)
         span.start_time_unix_nano = start
         span.end_time_unix_nano = start + rng.randrange(50_000, 900_000_000)
-        attrs = [
+        attrs: list[tuple[str, str | int]] = [
             ("http.request.method", rng.choice(METHODS)),
             ("http.route", rng.choice(ROUTES)),
             ("http.response.status_code", rng.choice((200, 200, 200, 201, 404, 500))),
@@ -85,8 +85,8 @@ def build_request(rng: random.Random, spans: int, now_ns: int) -> bytes:
         ]
         if i % 2:
             attrs.append(("message.id", f"MSG{rng.randrange(10**9):09d}"))
-        for key, value in attrs:
-            _set(span.attributes.add(), key, value)
+        for attr_key, attr_value in attrs:
+            _set(span.attributes.add(), attr_key, attr_value)
         if i % 5 == 0:
             event = span.events.add()
             event.time_unix_nano = start + 1000

@@ -3,7 +3,9 @@
 Serialized ExportTraceServiceRequests go, length-delimited, to the Null-engine table
 `otel_traces_otlp_in` (migration 0003) with the projection schema
 `collector/proto/otlp_traces_projection.proto`; the materialized view `otel_traces_otlp_in_mv`
-writes one otel_traces row per span, with the same values as collector.flatten.trace_columns.
+writes one otel_traces row per span, with the same values as collector.flatten.trace_columns
+(doubles are ClickHouse's toString(Float64) here, e.g. '1e-7' where the Python path writes
+'1e-07').
 
 Requests whose attributes hold arrays or kvlists must take the Python path (collector.flatten):
 the projection has no such AnyValue members, so those values would be stored as ''.
@@ -16,7 +18,8 @@ Where the engine finds the schema:
   default /var/lib/clickhouse/format_schemas/) and rejects absolute paths, so the file must be
   copied there on every server node (deploy/ ships it; install_schema() does the copy where
   that directory is reachable). Without it the insert fails and the caller falls back to the
-  Python path.
+  Python path. (format_schema_source='string' with the file's text as format_schema also works,
+  at the cost of sending the schema with every insert.)
 
 Which AnyValue member was set: the input table maps each scalar member to a Nullable column, and
 ClickHouse leaves a Nullable column NULL when its field is absent, so the non-NULL one is the

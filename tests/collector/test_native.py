@@ -106,7 +106,7 @@ def request(service: str | None = "svc", **resource_attrs: Any) -> tuple[ExportT
 
 _FIELD = re.compile(r"^\s*(repeated\s+)?(\w+)\s+(\w+)\s*=\s*(\d+)\s*;", re.M)
 _MESSAGE = re.compile(r"^message (\w+) \{(.*?)^\}", re.M | re.S)
-OTLP = {
+OTLP: dict[str, Any] = {
     "ExportTraceServiceRequest": ExportTraceServiceRequest,
     "ResourceSpans": trace_pb2.ResourceSpans,
     "ScopeSpans": trace_pb2.ScopeSpans,
@@ -121,7 +121,12 @@ OTLP = {
 }
 # Projection type -> the OTLP descriptor types with the same wire encoding.
 WIRE_COMPATIBLE = {
-    "string": {9}, "bytes": {12}, "bool": {8}, "int64": {3}, "double": {1}, "fixed64": {6},
+    "string": {9},
+    "bytes": {12},
+    "bool": {8},
+    "int64": {3},
+    "double": {1},
+    "fixed64": {6},
     "int32": {5, 14},  # OTLP's enums (SpanKind, StatusCode) are read as their numbers
 }
 
@@ -186,7 +191,8 @@ def test_schema_setting_absolute_for_chdb_relative_for_a_server(nstore: Store, t
 def test_every_column_of_a_full_span(nstore: Store) -> None:
     req, ss = request("checkout", **{"host.name": "node-1", "deployment.environment": "prod"})
     span = add_span(
-        ss, bytes.fromhex("00aa0b0c0d0e0fff"),
+        ss,
+        bytes.fromhex("00aa0b0c0d0e0fff"),
         trace_id=bytes.fromhex("0123456789abcdef0123456789ABCDEF"),
         parent_span_id=bytes.fromhex("1020304050607080"),
         trace_state="vendor=a,other=b",
@@ -224,10 +230,19 @@ def test_every_column_of_a_full_span(nstore: Store) -> None:
         "SpanName": "POST /orders",
         "SpanKind": "Server",
         "ServiceName": "checkout",
-        "ResourceAttributes": {"service.name": "checkout", "host.name": "node-1", "deployment.environment": "prod"},
+        "ResourceAttributes": {
+            "service.name": "checkout",
+            "host.name": "node-1",
+            "deployment.environment": "prod",
+        },
         "ScopeName": "io.triage.test",
         "ScopeVersion": "1.2.3",
-        "SpanAttributes": {"http.method": "POST", "http.status_code": "201", "retry": "true", "ratio": "0.25"},
+        "SpanAttributes": {
+            "http.method": "POST",
+            "http.status_code": "201",
+            "retry": "true",
+            "ratio": "0.25",
+        },
         "Duration": 987_654_321,
         "StatusCode": "Error",
         "StatusMessage": "upstream timeout",
@@ -262,11 +277,23 @@ def test_zero_false_empty_and_other_scalar_values_render_exactly(nstore: Store) 
         "false_text": "false",
     }
     expected = {
-        "empty": "", "zero": "0", "false": "false", "true": "true", "double_zero": "0", "neg": "-42",
-        "int_min": "-9223372036854775808", "int_max": "9223372036854775807", "five": "5",
-        "double": "637.704", "neg_double": "-2.5", "tiny": "1e-7",
-        "bytes": base64.b64encode(b"\x00\xff\x10binary").decode(), "empty_bytes": "",
-        "unicode": "Zürich – 東京 🚑", "zero_text": "0", "false_text": "false",
+        "empty": "",
+        "zero": "0",
+        "false": "false",
+        "true": "true",
+        "double_zero": "0",
+        "neg": "-42",
+        "int_min": "-9223372036854775808",
+        "int_max": "9223372036854775807",
+        "five": "5",
+        "double": "637.704",
+        "neg_double": "-2.5",
+        "tiny": "1e-7",
+        "bytes": base64.b64encode(b"\x00\xff\x10binary").decode(),
+        "empty_bytes": "",
+        "unicode": "Zürich – 東京 🚑",
+        "zero_text": "0",
+        "false_text": "false",
     }
     req, ss = request("svc", **values)
     span = add_span(ss, b"\x00" * 7 + b"\x01", attributes=values)
@@ -286,7 +313,9 @@ def test_zero_false_empty_and_other_scalar_values_render_exactly(nstore: Store) 
     assert row["link_attrs"] == [expected]
     # The Python path renders the same, except doubles in exponent form ('1e-07' there).
     python = flatten.attributes(span.attributes)
-    assert {k: v for k, v in python.items() if k != "tiny"} == {k: v for k, v in expected.items() if k != "tiny"}
+    assert {k: v for k, v in python.items() if k != "tiny"} == {
+        k: v for k, v in expected.items() if k != "tiny"
+    }
 
 
 def test_value_absent_or_nested_renders_empty_and_unknown_fields_are_skipped(nstore: Store) -> None:
@@ -315,7 +344,13 @@ def test_value_absent_or_nested_renders_empty_and_unknown_fields_are_skipped(nst
 
     native.insert_trace_requests(nstore, [req.SerializeToString()])
     row = rows(nstore)["0202020202020202"]
-    assert row["SpanAttributes"] == {"before": "1", "no.value": "", "array": "", "kvlist": "", "after": "still here"}
+    assert row["SpanAttributes"] == {
+        "before": "1",
+        "no.value": "",
+        "array": "",
+        "kvlist": "",
+        "after": "still here",
+    }
     assert row["link_trace_ids"] == [""] and row["link_span_ids"] == [""] and row["link_attrs"] == [{}]
     assert row["ServiceName"] == "svc"
 
@@ -361,10 +396,11 @@ def test_non_string_service_name_uses_its_string_form(nstore: Store) -> None:
 def test_span_kinds_status_codes_and_durations(nstore: Store) -> None:
     req, ss = request("svc")
     kinds = ["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer", "Unspecified"]
-    for i, name in enumerate(kinds):
+    for i in range(len(kinds)):
         kind = i if i < 6 else 9  # an enum value from a newer OTLP: stored as Unspecified
         span = add_span(ss, bytes([0x10 + i]) * 8, kind=kind, start=NOW + i, end=NOW + i + 10 * i)
-        span.status.code = [0, 1, 2, 0, 1, 2, 5][i]
+        status: Any = span.status
+        status.code = [0, 1, 2, 0, 1, 2, 5][i]  # 5: unknown, stored as Unset
     add_span(ss, b"\x20" * 8, start=NOW + 500, end=NOW + 100)  # end before start
     add_span(ss, b"\x21" * 8, start=NOW + 500, end=0)  # never ended
     native.insert_trace_requests(nstore, [req.SerializeToString()])
@@ -393,10 +429,16 @@ def test_many_resources_scopes_and_requests_all_land(nstore: Store) -> None:
                 ss.scope.name = f"scope-{c}"
                 ss.scope.version = f"v{c}"
                 for n in range(c):  # scope 0 has no spans at all
-                    span_id = bytes([r, s, c, n, 0, 0, 0, 1])
-                    add_span(ss, span_id, name=f"span-{n}", attributes={"n": n})
-                    expected[span_id.hex()] = (service, {"service.name": service, "resource.index": str(s)},
-                                               f"scope-{c}", f"v{c}", f"span-{n}", {"n": str(n)})
+                    sid = bytes([r, s, c, n, 0, 0, 0, 1])
+                    add_span(ss, sid, name=f"span-{n}", attributes={"n": n})
+                    expected[sid.hex()] = (
+                        service,
+                        {"service.name": service, "resource.index": str(s)},
+                        f"scope-{c}",
+                        f"v{c}",
+                        f"span-{n}",
+                        {"n": str(n)},
+                    )
         rs_empty = req.resource_spans.add()  # a resource with no scopes
         kv(rs_empty.resource.attributes, "service.name", "nobody")
         payloads.append(req.SerializeToString())
@@ -406,8 +448,14 @@ def test_many_resources_scopes_and_requests_all_land(nstore: Store) -> None:
     assert len(got) == len(expected) == 3 * 2 * (0 + 1 + 2)
     for span_id, (service, resource, scope, version, name, attrs) in expected.items():
         row = got[span_id]
-        assert (row["ServiceName"], row["ResourceAttributes"], row["ScopeName"], row["ScopeVersion"],
-                row["SpanName"], row["SpanAttributes"]) == (service, resource, scope, version, name, attrs)
+        assert (
+            row["ServiceName"],
+            row["ResourceAttributes"],
+            row["ScopeName"],
+            row["ScopeVersion"],
+            row["SpanName"],
+            row["SpanAttributes"],
+        ) == (service, resource, scope, version, name, attrs)
 
 
 def test_insert_of_nothing_is_a_no_op(nstore: Store) -> None:
@@ -422,13 +470,19 @@ def test_same_rows_as_the_python_path(nstore: Store, chdb_path: Path) -> None:
         req, ss = request(f"svc-{r}", **{"host.name": "h", "pid": 1234 + r})
         for i in range(20):
             span = add_span(
-                ss, bytes([r, i]) * 4, trace_id=bytes([i]) * 16,
+                ss,
+                bytes([r, i]) * 4,
+                trace_id=bytes([i]) * 16,
                 parent_span_id=bytes([i, r]) * 4 if i % 3 else b"",
-                name=f"op-{i % 4}", kind=i % 6, start=NOW + i * 1000, end=NOW + i * 1000 + i * 17,
+                name=f"op-{i % 4}",
+                kind=i % 6,
+                start=NOW + i * 1000,
+                end=NOW + i * 1000 + i * 17,
                 attributes={"s": f"v{i}", "i": i - 10, "b": i % 2 == 0, "d": i / 4, "y": bytes([i]), "e": ""},
             )
-            span.status.code = i % 3
-            span.status.message = "m" * (i % 2)
+            status: Any = span.status
+            status.code = i % 3
+            status.message = "m" * (i % 2)
             if i % 4 == 0:
                 event = span.events.add()
                 event.time_unix_nano = NOW + i
