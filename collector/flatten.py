@@ -23,9 +23,16 @@ def format_double(value: float) -> str:
         return "nan"
     if value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "-0" if str(value).startswith("-") else "0"
     if value.is_integer() and abs(value) < 1e16:
         return str(int(value))
-    return repr(value)
+    text = repr(value)
+    if "e" in text:  # ClickHouse writes 1e-7 and 1e21 where Python writes 1e-07 and 1e+21
+        mantissa, exponent = text.split("e")
+        sign = "-" if exponent.startswith("-") else ""
+        text = f"{mantissa}e{sign}{exponent.lstrip('+-').lstrip('0') or '0'}"
+    return text
 
 
 def _natural(value: Any) -> Any:

@@ -24,6 +24,7 @@ from triage.settings import Ingest
 from triage.store import Store
 
 log = logging.getLogger("triage.collector")
+NATIVE_RETRY_SECONDS = 300
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Pipeline:
         self._state = _State()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._native_failed = False
+        self._native_failed_at = 0.0
         self.last_error: str = ""
         metrics.BUFFER_CAPACITY.set(ingest.buffer_max_rows)
 
@@ -210,10 +211,11 @@ class Pipeline:
                 backoff = min(backoff * 2, 5.0)
 
     def _write(self, batch: list[WorkItem]) -> None:
-        native = [i for i in batch if i.native and not self._native_failed]
+        native_ok = time.monotonic() - self._native_failed_at > NATIVE_RETRY_SECONDS
+        native = [i for i in batch if i.native and native_ok]
         by_signal: dict[str, list[WorkItem]] = {"traces": [], "logs": [], "metrics": []}
         for item in batch:
-            if not (item.native and not self._native_failed):
+            if not (item.native and native_ok):
                 by_signal[item.signal].append(item)
         if native:
             self._write_native(native, by_signal["traces"])
@@ -236,9 +238,13 @@ class Pipeline:
             if not self.store.ping():
                 raise
             # The store is up, so the native format itself failed (e.g. a server without our schema
-            # file): write these and all later traces through the Python path, and say so once.
-            log.error("event=native_insert_failed fallback=python error=%r", exc)
-            self._native_failed = True
+            # file): write these through the Python path, and keep using it for a while.
+            log.error(
+                "event=native_insert_failed fallback=python retry_native_in=%ds error=%r",
+                NATIVE_RETRY_SECONDS,
+                exc,
+            )
+            self._native_failed_at = time.monotonic()
             fallback.extend(items)
             return
         metrics.WRITE_SECONDS.labels("otel_traces").observe(time.perf_counter() - started)

@@ -8,6 +8,7 @@ from typing import Any
 from collector import metrics
 from collector.otlp import Decoded, Encoding, Signal, parse
 from collector.pipeline import Pipeline
+from collector.redaction import Redactor
 from collector.validate import validate
 from triage.errors import Overloaded
 
@@ -15,10 +16,11 @@ log = logging.getLogger("triage.collector")
 
 
 class Receiver:
-    """Shared by the HTTP and gRPC receivers: one pipeline, counted per transport."""
+    """Shared by the HTTP and gRPC receivers: one pipeline, counted per transport, PHI redacted."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, redactor: Redactor | None = None) -> None:
         self.pipeline = pipeline
+        self.redactor = redactor
 
     def accept(self, signal: Signal, body: bytes, encoding: Encoding, transport: str) -> Decoded:
         """Decode, validate and queue one request; raises DecodeError or Overloaded."""
@@ -37,6 +39,9 @@ class Receiver:
     def _submit(self, signal: Signal, message: Any, transport: str, body: bytes | None) -> Decoded:
         decoded = validate(signal, message)
         payload = body if decoded.rejected == 0 else None
+        # Redaction happens before anything is queued, so PHI never reaches the buffer, spool or store.
+        if self.redactor is not None and self.redactor.redact_message(message, payload):
+            payload = None
         try:
             self.pipeline.submit(decoded, payload)
         except Overloaded:

@@ -126,6 +126,10 @@ class Queue(_Model):
     consumer: str | None = None
     management_url: str | None = None
     interval: Duration = 15.0
+    # How a queue's status is judged; docs/queues.md explains each.
+    window: Duration = 300.0
+    lag_threshold: Duration = 300.0
+    timeout: Duration = 10.0
 
     @model_validator(mode="after")
     def _needs(self) -> Queue:
@@ -139,7 +143,16 @@ class Queue(_Model):
         missing = [f for f in needs if not getattr(self, f)]
         if missing:
             raise ValueError(f"a {self.kind} queue needs {', '.join(missing)}")
+        if self.interval < 1:
+            raise ValueError(f"interval must be at least 1s (given {self.interval}s); 15s suits most brokers")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive, e.g. '10s'")
         return self
+
+    @property
+    def effective_window(self) -> float:
+        """The status window, never shorter than three polls so that a trend has points."""
+        return max(self.window, 3 * self.interval)
 
 
 class LogSource(_Model):
@@ -164,8 +177,23 @@ class LogSource(_Model):
 class Redaction(_Model):
     enabled: bool = True
     key_env: str = "TRIAGE_REDACTION_KEY"
+    key_file: str | None = None
     allow_keys: list[str] = Field(default_factory=list)
     patterns: dict[str, str] = Field(default_factory=dict)
+    hl7: bool = True
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for kind, pattern in patterns.items():
+            if not re.fullmatch(r"[a-z0-9_]+", kind):
+                raise ValueError(f"pattern name {kind!r} must be lower-case letters, digits and underscores")
+            if pattern:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"redaction pattern {kind!r} is not a valid regex: {exc}") from exc
+        return patterns
 
 
 class Webhook(_Model):
@@ -243,6 +271,14 @@ class Settings(_Model):
             if dupes:
                 raise ValueError(f"each {label} must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    def business_attribute_keys(self) -> set[str]:
+        """Attributes that carry business keys, facility ids and values: never redacted."""
+        keys = set(self.redaction.allow_keys)
+        for workflow in self.workflows:
+            keys.update(workflow.keys)
+            keys.update(k for k in (workflow.facility, workflow.value) if k)
+        return keys
 
     def facility(self, facility_id: str) -> Facility | None:
         return next((f for f in self.facilities if f.id == facility_id), None)

@@ -1,0 +1,149 @@
+"""PHI sent through every input path never reaches any table of the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from collector.redaction import TOKEN
+from tests.conftest import LiveServer, server_settings
+
+PHI = {
+    "ssn": "078-05-1120",
+    "mrn": "MRN00481516",
+    "name": "Delacroix",
+    "dob": "1961-07-04",
+    "phone": "(555)201-7788",
+    "email": "maribel.delacroix@example.org",
+}
+
+
+def scan_store(server: LiveServer, needles: list[str]) -> dict[str, list[str]]:
+    """Every table of the server's database, dumped as text, searched for each needle."""
+    store = server.store
+    tables = [
+        r[0]
+        for r in store.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase() "
+            "AND engine NOT IN ('Null', 'MaterializedView', 'View')"
+        ).result_rows
+    ]
+    assert "otel_traces" in tables and "otel_logs" in tables
+    found: dict[str, list[str]] = {}
+    for table in tables:
+        dump = store.client.raw_query(f"SELECT * FROM `{table}` FORMAT JSONEachRow").decode()
+        for needle in needles:
+            if needle in dump or json.dumps(needle)[1:-1] in dump:
+                found.setdefault(needle, []).append(table)
+    return found
+
+
+def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_data: Path) -> None:
+    server = LiveServer(
+        server_settings(
+            chdb_path,
+            workflows=[
+                {
+                    "name": "supply",
+                    "keys": ["erp.requisition"],
+                    "steps": [{"name": "req", "match": {"service": "ehr"}}],
+                }
+            ],
+        )
+    ).start()
+    try:
+        adt = (shared_data / "hl7" / "adt_a01.hl7").read_bytes().decode()
+        detail = (
+            f"patient: {PHI['name']}, Maribel ssn {PHI['ssn']} {PHI['mrn']} DOB {PHI['dob']} "
+            f"call {PHI['phone']} mail {PHI['email']}"
+        )
+        # Traces over OTLP/HTTP (protobuf) and OTLP/gRPC: attributes, span names, events, status.
+        for exporter in (
+            HttpSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"),
+            GrpcSpanExporter(endpoint=server.otlp_grpc, insecure=True),
+        ):
+            provider = TracerProvider(
+                resource=Resource.create({"service.name": "ehr", "owner": PHI["email"]})
+            )
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            tracer = provider.get_tracer("phi")
+            with tracer.start_as_current_span(
+                f"admit {PHI['mrn']}",
+                attributes={
+                    "erp.requisition": "REQ-2026-004512",
+                    "patient.detail": detail,
+                    "hl7.message": adt,
+                },
+            ) as span:
+                span.add_event("lookup", {"phone": PHI["phone"]})
+            provider.shutdown()
+        # Logs over OTLP/HTTP and gRPC: bodies carrying an HL7 message and free text.
+        for log_exporter in (
+            HttpLogExporter(endpoint=f"{server.otlp_http}/v1/logs"),
+            GrpcLogExporter(endpoint=server.otlp_grpc, insecure=True),
+        ):
+            logs = LoggerProvider(resource=Resource.create({"service.name": "mirth"}))
+            logs.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+            logger = logging.getLogger(f"phi.{id(log_exporter)}")
+            logger.propagate = False
+            handler = LoggingHandler(logger_provider=logs)
+            logger.addHandler(handler)
+            logger.warning("inbound %s", adt)
+            logger.error("mapping failed: %s", detail)
+            logs.shutdown()
+            logger.removeHandler(handler)
+        # OTLP/JSON over HTTP.
+        doc = {
+            "resourceLogs": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
+                    "scopeLogs": [
+                        {
+                            "logRecords": [
+                                {"timeUnixNano": str(time.time_ns()), "body": {"stringValue": detail}}
+                            ]
+                        }
+                    ],
+                }
+            ]
+        }
+        response = httpx.post(f"{server.otlp_http}/v1/logs", json=doc)
+        assert response.status_code == 200
+        server.flush()
+
+        leaks = scan_store(server, [*PHI.values(), "19610704", "Maribel", "12 Elm St"])
+        assert leaks == {}, f"PHI stored in: {leaks}"
+        rows = server.store.query(
+            "SELECT SpanAttributes['erp.requisition'], SpanName FROM otel_traces WHERE ServiceName = 'ehr'"
+        ).result_rows
+        assert len(rows) == 2
+        assert all(r[0] == "REQ-2026-004512" for r in rows), "business keys are allow-listed"
+        # The same MRN gives the same token in spans and logs, so correlation still works.
+        match = TOKEN.search(rows[0][1])
+        assert match and match.group(0).startswith("[PHI:mrn:")
+        token = match.group(0)
+        assert (
+            int(
+                server.store.command(
+                    "SELECT count() FROM otel_logs WHERE position(Body, {t:String}) > 0", {"t": token}
+                )
+            )
+            >= 2
+        )
+        metrics = httpx.get(f"{server.api}/metrics").text
+        assert 'triage_redaction_replacements_total{kind="ssn"}' in metrics
+    finally:
+        server.stop()
