@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector import flatten, metrics
+from collector.nested import has_nested_values
 from collector.otlp import REQUEST_TYPES, Decoded, Signal
 from collector.spool import Spool
 from collector.validate import validate
@@ -80,7 +81,9 @@ class Pipeline:
                     decoded.accepted,
                     message=decoded.message,
                     payload=payload,
-                    native=signal == "traces" and self.native_traces and not decoded.nested_values,
+                    native=signal == "traces"
+                    and self.native_traces
+                    and not has_nested_values(decoded.message, payload),
                 )
                 self._enqueue(item, force=True)
         self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from collector import metrics
+from collector.nested import has_nested_values
 from collector.otlp import Decoded, Encoding, Signal, parse
 from collector.pipeline import Pipeline
 from collector.redaction import Redactor
@@ -42,6 +43,8 @@ class Receiver:
         # Redaction happens before anything is queued, so PHI never reaches the buffer, spool or store.
         if self.redactor is not None and self.redactor.redact_message(message, payload):
             payload = None
+        if signal == "traces":
+            decoded.nested_values = has_nested_values(message, payload)
         try:
             self.pipeline.submit(decoded, payload)
         except Overloaded:

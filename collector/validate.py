@@ -10,7 +10,6 @@ from typing import Any
 
 from collector.otlp import Decoded, Signal
 
-_NESTED = ("array_value", "kvlist_value")
 _MAX_ERRORS_NAMED = 5
 
 
@@ -22,13 +21,6 @@ def _bad_id(value: bytes, size: int, required: bool) -> str:
     if required and value == b"\x00" * size:
         return "is all zeros"
     return ""
-
-
-def _has_nested(attributes: Any) -> bool:
-    for kv in attributes:
-        if kv.value.WhichOneof("value") in _NESTED:
-            return True
-    return False
 
 
 def _span_problem(span: Any) -> str:
@@ -45,12 +37,10 @@ def _span_problem(span: Any) -> str:
 
 
 def validate_traces(message: Any) -> Decoded:
-    """Drop spans with invalid ids; note whether any attribute holds an array or kvlist value."""
+    """Drop spans with invalid ids; say whether any attribute holds an array or kvlist value."""
     accepted = rejected = 0
     errors: list[str] = []
-    nested = False
     for r, resource_spans in enumerate(message.resource_spans):
-        nested = nested or _has_nested(resource_spans.resource.attributes)
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             spans = scope_spans.spans
             for i in range(len(spans) - 1, -1, -1):
@@ -62,13 +52,7 @@ def validate_traces(message: Any) -> Decoded:
                     del spans[i]
                     continue
                 accepted += 1
-                if not nested:
-                    nested = (
-                        _has_nested(span.attributes)
-                        or any(_has_nested(e.attributes) for e in span.events)
-                        or any(_has_nested(link.attributes) for link in span.links)
-                    )
-    return Decoded("traces", message, accepted, rejected, _summary(errors, "spans"), nested)
+    return Decoded("traces", message, accepted, rejected, _summary(errors, "spans"))
 
 
 def validate_logs(message: Any) -> Decoded:
