@@ -88,15 +88,33 @@ def _written(api: str) -> float:
     return 0.0
 
 
-def end_to_end(payloads: list[bytes], spans: int, clients: int, data_dir: Path,
-               profile: Path | None) -> tuple[float, int, str]:
+def end_to_end(
+    payloads: list[bytes], spans: int, clients: int, data_dir: Path, profile: Path | None
+) -> tuple[float, int, str]:
     """Spans/s from the first POST until every span is written, peak RSS (KiB), profile summary."""
     ports = {"api": free_port(), "http": free_port(), "grpc": free_port()}
     env = {**os.environ, "TRIAGE_REDACTION_KEY": "bench"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "triage.cli", "serve", "--store", f"chdb://{data_dir}", "--port", str(ports["api"]),
-         "--otlp-http-port", str(ports["http"]), "--otlp-grpc-port", str(ports["grpc"]), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "triage.cli",
+            "serve",
+            "--store",
+            f"chdb://{data_dir}",
+            "--port",
+            str(ports["api"]),
+            "--otlp-http-port",
+            str(ports["http"]),
+            "--otlp-grpc-port",
+            str(ports["grpc"]),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     api = f"http://127.0.0.1:{ports['api']}"
     try:
@@ -110,13 +128,28 @@ def end_to_end(payloads: list[bytes], spans: int, clients: int, data_dir: Path,
             raise RuntimeError("triage serve did not become ready")
         spy = None
         if profile is not None:
-            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(server.pid), "--format", "raw", "--rate", "200",
-                                    "--output", str(profile), "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(server.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--output",
+                    str(profile),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(1.0)
         total = len(payloads) * spans
         loader = multiprocessing.get_context("spawn").Process(
-            target=_load, args=(f"http://127.0.0.1:{ports['http']}/v1/traces", payloads, clients))
+            target=_load, args=(f"http://127.0.0.1:{ports['http']}/v1/traces", payloads, clients)
+        )
         started = time.perf_counter()
         loader.start()
         while _written(api) < total:
@@ -161,7 +194,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server to write and summarize")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy raw profile of the server to write and summarize"
+    )
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -184,9 +219,19 @@ def main() -> None:
     console.print(table)
     if profile:
         console.print("[bold]server profile, own time:[/]\n" + profile)
-    print(json.dumps({"bench": "ingest", "requests": args.requests, "spans_per_request": args.spans,
-                      "ceiling_spans_per_s": round(naive), "e2e_spans_per_s": round(e2e),
-                      "ratio": round(e2e / naive, 2), "server_peak_rss_mib": round(rss_kib / 1024)}))
+    print(
+        json.dumps(
+            {
+                "bench": "ingest",
+                "requests": args.requests,
+                "spans_per_request": args.spans,
+                "ceiling_spans_per_s": round(naive),
+                "e2e_spans_per_s": round(e2e),
+                "ratio": round(e2e / naive, 2),
+                "server_peak_rss_mib": round(rss_kib / 1024),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

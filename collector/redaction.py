@@ -108,7 +108,10 @@ class Redactor:
         options = re2.Options()
         options.max_mem = 64 << 20
         self._probe = re2.compile(joined_bytes.encode(), options=options)
-        self._probe_text = re2.compile(joined, options=options)
+        # Per string, Python's re is cheaper than a call into the RE2 wrapper (short inputs).
+        self._probe_text = re.compile(
+            "|".join(f"(?:{_scoped(r.regex.pattern)})" for r in self._rules) + (r"|PID\|" if hl7 else "")
+        )
 
     def token(self, kind: str, value: str) -> str:
         """The stable token for a value: same key, kind and value give the same token."""
@@ -157,9 +160,73 @@ class Redactor:
         data = raw if raw is not None else message.SerializeToString()
         if not self.may_contain(data):
             return False
-        changed = self._walk(message)
+        name = message.DESCRIPTOR.name
+        if name == "ExportTraceServiceRequest":
+            changed = self._redact_traces(message)
+        elif name == "ExportLogsServiceRequest":
+            changed = self._redact_logs(message)
+        else:
+            changed = self._walk(message)
         if changed:
             REDACTED_REQUESTS.inc()
+        return changed
+
+    def _redact_traces(self, message: Any) -> bool:
+        """Walk only the spans whose own bytes the probe flags: one PHI value costs one span's walk."""
+        changed = False
+        for resource_spans in message.resource_spans:
+            changed = self._walk(resource_spans.resource) | changed
+            for scope_spans in resource_spans.scope_spans:
+                changed = self._walk(scope_spans.scope) | changed
+                for span in scope_spans.spans:
+                    if self.may_contain(span.SerializeToString()):
+                        changed = self._redact_span(span) | changed
+        return changed
+
+    def _redact_span(self, span: Any) -> bool:
+        changed = self._redact_fields(span, ("name",)) | self._redact_fields(span.status, ("message",))
+        changed = self._redact_attributes(span.attributes) | changed
+        for event in span.events:
+            changed = (
+                self._redact_fields(event, ("name",)) | self._redact_attributes(event.attributes) | changed
+            )
+        for link in span.links:
+            changed = self._redact_attributes(link.attributes) | changed
+        return changed
+
+    def _redact_fields(self, message: Any, names: tuple[str, ...]) -> bool:
+        changed = False
+        for name in names:
+            value = getattr(message, name)
+            new = self.redact_text(value)
+            if new != value:
+                setattr(message, name, new)
+                changed = True
+        return changed
+
+    def _redact_attributes(self, attributes: Any) -> bool:
+        """A KeyValue list: strings rewritten in place, nested values walked, allow-listed keys kept."""
+        changed = False
+        for kv in attributes:
+            if kv.key in self.allow_keys:
+                continue
+            value = kv.value
+            kind = value.WhichOneof("value")
+            if kind == "string_value":
+                changed = self._redact_fields(value, ("string_value",)) | changed
+            elif kind in ("array_value", "kvlist_value"):
+                changed = self._walk(value) | changed
+        return changed
+
+    def _redact_logs(self, message: Any) -> bool:
+        changed = False
+        for resource_logs in message.resource_logs:
+            changed = self._walk(resource_logs.resource) | changed
+            for scope_logs in resource_logs.scope_logs:
+                changed = self._walk(scope_logs.scope) | changed
+                for record in scope_logs.log_records:
+                    if self.may_contain(record.SerializeToString()):
+                        changed = self._walk(record) | changed
         return changed
 
     def _walk(self, message: Message) -> bool:
@@ -196,12 +263,15 @@ _ANCHOR = re.compile(r"(?<![\\\[])\^|(?<!\\)\$")
 _LOOKAROUND = re.compile(r"\(\?<?[=!](?:[^()\\]|\\.|\([^()]*\))*\)")
 
 
+def _scoped(pattern: str) -> str:
+    """'(?i)abc' → '(?i:abc)', so that patterns can be joined into one alternation."""
+    match = _GLOBAL_FLAGS.match(pattern)
+    return f"(?{match.group(1)}:{pattern[match.end() :]})" if match else pattern
+
+
 def _probe_form(pattern: str) -> str:
     """A pattern RE2 runs that matches wherever `pattern` does: flags scoped, lookarounds dropped."""
-    match = _GLOBAL_FLAGS.match(pattern)
-    if match:
-        pattern = f"(?{match.group(1)}:{pattern[match.end() :]})"
-    return _LOOKAROUND.sub("", pattern)
+    return _LOOKAROUND.sub("", _scoped(pattern))
 
 
 def _repeated(field: Any) -> bool:
