@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -156,21 +157,44 @@ class Queue(_Model):
 
 
 class LogSource(_Model):
+    """Raw log lines from one integration engine: posted to /api/v1/logs/raw or tailed from `path`."""
+
     name: str
-    format: Literal["json", "syslog", "mirth", "mule", "regex"]
+    format: Literal["json", "syslog", "mirth", "mule", "log4j", "regex"]
     pattern: str | None = None
     path: str | None = None
     service: str | None = None
+    multiline: bool | None = None
+    timezone: str = "UTC"
+    timestamp_format: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    start_at: Literal["beginning", "end"] = "beginning"
+    poll_interval: Duration = Field(default=1.0, gt=0)
+    flush_after: Duration = 1.0
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Berlin") from exc
+        return value
 
     @model_validator(mode="after")
     def _regex_has_pattern(self) -> LogSource:
-        if self.format == "regex":
-            if not self.pattern:
-                raise ValueError("a regex log source needs `pattern` with named groups, e.g. (?P<message>.*)")
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern is not a valid regular expression: {exc}") from exc
+        if self.format == "regex" and not self.pattern:
+            raise ValueError("a regex log source needs `pattern` with named groups, e.g. (?P<message>.*)")
         return self
 
 
@@ -219,6 +243,25 @@ class Alerts(_Model):
     interval: Duration = 30.0
 
 
+class Correlation(_Model):
+    interval: Duration = 5.0
+    settle: Duration = 1.0
+    overlap: Duration = 30.0
+    lookback: Duration = 86400.0 * 7
+    hop_rounds: int = Field(default=3, ge=1, le=10)
+    transformation_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"(?i)\b(mapping|transform(ation)?|validation|schema|parse|translat(e|ion))\b"
+            r".{0,40}\b(error|fail(ed|ure)?|invalid|reject(ed)?)\b"
+        ]
+    )
+    dependency_error_rate: float = Field(default=0.2, ge=0, le=1)
+    dependency_min_errors: int = Field(default=3, ge=1)
+    health_window: Duration = 600.0
+    period_close: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+
 class Retention(_Model):
     raw_days: int = Field(default=7, ge=1, le=3650)
     business_days: int = Field(default=400, ge=1, le=3650)
@@ -251,6 +294,7 @@ class Settings(_Model):
     log_sources: list[LogSource] = Field(default_factory=list)
     redaction: Redaction = Field(default_factory=Redaction)
     alerts: Alerts = Field(default_factory=Alerts)
+    correlation: Correlation = Field(default_factory=Correlation)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -317,9 +361,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = p.read_text("utf-8")
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read config file {p}: {exc.strerror}. Pass an existing file with --config."
-        ) from exc
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}. Pass an existing file with --config.") from exc
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -327,9 +369,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         line = f" line {where.line + 1}, column {where.column + 1}" if where else ""
         raise ConfigError(f"{p}:{line} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{p}: the top level must be a mapping (store:, workflows:, ...), not {type(data).__name__}"
-        )
+        raise ConfigError(f"{p}: the top level must be a mapping (store:, workflows:, ...), not {type(data).__name__}")
     return data
 
 
@@ -378,9 +418,7 @@ def load_settings(
     config_file = config_file or environ.get("TRIAGE_CONFIG")
     data: dict[str, Any] = read_yaml(config_file) if config_file else {}
     env = _env_overrides({k: v for k, v in environ.items() if k not in ("TRIAGE_CONFIG", "TRIAGE_DATA_DIR")})
-    merged = _deep_merge(
-        _deep_merge(data, env), {k: v for k, v in (overrides or {}).items() if v is not None}
-    )
+    merged = _deep_merge(_deep_merge(data, env), {k: v for k, v in (overrides or {}).items() if v is not None})
     source = str(config_file) if config_file else "flags and TRIAGE_* environment"
     try:
         return Settings.model_validate(merged)

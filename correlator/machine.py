@@ -1,0 +1,262 @@
+"""The per-transaction state machine over compact business events, and cause attribution.
+
+Pure functions: the engine loads a transaction's events (and the health of its dependencies) and
+gets back its state, current step, due time and cause. States and causes are DESIGN.md's:
+in_progress, completed, stalled (next step overdue, no technical fault found), blocked (waiting
+on something broken), failed (a step failed for good); queue_backlog, dependency_error,
+transformation_failed, awaiting_approval, unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from triage.settings import Step, Workflow
+
+IN_PROGRESS, COMPLETED, STALLED, BLOCKED, FAILED = "in_progress", "completed", "stalled", "blocked", "failed"
+STUCK = (STALLED, BLOCKED, FAILED)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of business_events, as the machine needs it."""
+
+    step: str
+    at: datetime
+    source: str
+    service: str
+    trace_id: str
+    span_kind: str
+    status: str
+    failure: bool
+    detail: str
+    peer: str
+    destination: str
+    message_id: str
+    facility: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Health:
+    """A dependency's recent health: error share, error count, first error time, last error text."""
+
+    calls: int
+    errors: int
+    first_error: datetime | None
+    last_detail: str
+
+    def unhealthy(self, rate: float, min_errors: int) -> bool:
+        return self.errors >= min_errors and self.errors / max(self.calls, 1) >= rate
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+    status: str
+    backlog: int
+    oldest_age_seconds: float | None
+
+
+@dataclass
+class Cause:
+    kind: str
+    component: str
+    detail: str
+    since: datetime | None
+    evidence: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    state: str
+    current_step: str
+    next_step: str
+    started_at: datetime
+    updated_at: datetime
+    due_at: datetime | None
+    facility: str
+    value: float
+    cause: Cause | None
+
+
+@dataclass
+class Context:
+    """What the machine may consult beyond the transaction's own events."""
+
+    now: datetime
+    criticality: str
+    health: dict[str, Health]
+    queues: dict[str, QueueInfo]
+    error_rate: float = 0.2
+    min_errors: int = 3
+
+
+def _next_steps(workflow: Workflow, current: str) -> list[Step]:
+    """The steps that may come next: up to and including the first required one."""
+    names = [s.name for s in workflow.steps]
+    start = names.index(current) + 1 if current in names else 0
+    candidates: list[Step] = []
+    for step in workflow.steps[start:]:
+        candidates.append(step)
+        if not step.optional:
+            break
+    return candidates
+
+
+def _due(workflow: Workflow, current: str, last_at: datetime, criticality: str) -> tuple[Step | None, datetime | None]:
+    candidates = _next_steps(workflow, current)
+    if not candidates:
+        return None, None
+    tiers = [s.sla.for_criticality(criticality) for s in candidates if s.sla is not None]
+    slas = [v for v in tiers if v is not None]
+    due = last_at + timedelta(seconds=min(slas)) if slas else None
+    required = next((s for s in candidates if not s.optional), candidates[-1])
+    return required, due
+
+
+def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdict:
+    """State, step, due time and cause of one transaction from all its events (any order)."""
+    ordered = sorted(events, key=lambda e: e.at)
+    progress = [e for e in ordered if e.step and e.status == "ok" and not e.failure]
+    started = ordered[0].at
+    facility = next((e.facility for e in ordered if e.facility), "")
+    value = max((e.value for e in ordered), default=0.0)
+    last = progress[-1] if progress else None
+    current = last.step if last else ""
+    last_at = last.at if last else started
+    updated = ordered[-1].at
+    if last is not None and current in workflow.terminal:
+        return Verdict(COMPLETED, current, "", started, updated, None, facility, value, None)
+    next_step, due = _due(workflow, current, last_at, ctx.criticality)
+    after = [e for e in ordered if e.at >= last_at and e is not last]
+    verdict = Verdict(
+        IN_PROGRESS,
+        current,
+        next_step.name if next_step else "",
+        started,
+        updated,
+        due,
+        facility,
+        value,
+        None,
+    )
+    cause = _failure(after) or _own_errors(after)
+    if cause is not None:
+        verdict.state = FAILED if cause.kind == "transformation_failed" else BLOCKED
+        verdict.cause = cause
+        return verdict
+    if due is None or ctx.now <= due:
+        return verdict
+    cause = _pending_message(after, ctx) or _unhealthy_next(next_step, ctx)
+    if cause is not None:
+        verdict.state, verdict.cause = BLOCKED, cause
+    elif next_step is not None and next_step.human:
+        verdict.state = STALLED
+        overdue = ctx.now - due
+        verdict.cause = Cause(
+            "awaiting_approval",
+            next_step.match.service or next_step.name,
+            f"{next_step.name} overdue by {_human(overdue)}; its systems are healthy",
+            due,
+        )
+    else:
+        verdict.state = STALLED
+        verdict.cause = Cause(
+            "unknown",
+            next_step.name if next_step else current,
+            "next step overdue and no technical fault found",
+            due,
+        )
+    return verdict
+
+
+def _failure(after: list[Event]) -> Cause | None:
+    failures = [e for e in after if e.failure]
+    if not failures:
+        return None
+    first = failures[0]
+    return Cause(
+        "transformation_failed",
+        first.service,
+        first.detail or "transformation failed",
+        first.at,
+        {
+            "trace_ids": sorted({e.trace_id for e in failures if e.trace_id}),
+            "details": [e.detail for e in failures[-3:]],
+        },
+    )
+
+
+def _own_errors(after: list[Event]) -> Cause | None:
+    """The transaction's own calls after its last progress fail, and the last call did not succeed."""
+    by_component: dict[str, list[Event]] = {}
+    for e in after:
+        if e.source != "span" or not (e.status == "error" or e.span_kind in ("Client", "Server", "Internal")):
+            continue
+        by_component.setdefault(e.peer or e.service, []).append(e)
+    for component, calls in by_component.items():
+        errors = [e for e in calls if e.status == "error"]
+        if errors and calls[-1].status == "error":
+            return Cause(
+                "dependency_error",
+                component,
+                errors[-1].detail or "calls fail",
+                errors[0].at,
+                {"trace_ids": sorted({e.trace_id for e in errors if e.trace_id}), "errors": len(errors)},
+            )
+    return None
+
+
+def _pending_message(after: list[Event], ctx: Context) -> Cause | None:
+    """A message the transaction sent after its last progress that no consumer has taken yet."""
+    consumed = {e.message_id for e in after if e.span_kind == "Consumer" and e.message_id}
+    consumed_dest = {e.destination for e in after if e.span_kind == "Consumer" and not e.message_id}
+    for e in reversed(after):
+        if e.span_kind != "Producer" or not e.destination:
+            continue
+        if (e.message_id and e.message_id in consumed) or (not e.message_id and e.destination in consumed_dest):
+            continue
+        queue = ctx.queues.get(e.destination)
+        evidence: dict[str, object] = {
+            "trace_ids": [e.trace_id],
+            "message_id": e.message_id,
+            "queue": e.destination,
+        }
+        detail = f"message waits in {e.destination} since {e.at:%H:%M}"
+        if queue is not None:
+            evidence.update(
+                queue_status=queue.status, backlog=queue.backlog, oldest_age_seconds=queue.oldest_age_seconds
+            )
+            detail = f"message waits in {queue.name} (status {queue.status}, backlog {queue.backlog:,})"
+        return Cause("queue_backlog", queue.name if queue else e.destination, detail, e.at, evidence)
+    return None
+
+
+def _unhealthy_next(step: Step | None, ctx: Context) -> Cause | None:
+    if step is None or not step.match.service:
+        return None
+    health = ctx.health.get(step.match.service)
+    if health is None or not health.unhealthy(ctx.error_rate, ctx.min_errors):
+        return None
+    share = 100 * health.errors / max(health.calls, 1)
+    since = health.first_error
+    detail = f"{step.match.service} fails {share:.0f}% of calls ({health.last_detail})"
+    return Cause(
+        "dependency_error",
+        step.match.service,
+        detail,
+        since,
+        {"errors": health.errors, "calls": health.calls},
+    )
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h {seconds % 3600 // 60}m"

@@ -1,0 +1,219 @@
+"""Stitching in ClickHouse: which traces belong to which transaction, and the events they carry.
+
+One cycle works on the rows ingested in a window (by TriageIngestedAt): it records trace keys
+from key attributes and log bodies, records hops between traces (span links, producer/consumer
+message ids), spreads keys along hops, then writes one business event per matched step and per
+piece of evidence (errors, messages sent) for every trace it touched. All of it is idempotent:
+tables are ReplacingMergeTrees keyed by identity, so a window read twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from correlator.rules import (
+    Params,
+    attribute_expr,
+    failure_expr,
+    log_key_expr,
+    span_key_expr,
+    step_expr,
+)
+from triage.settings import Settings
+from triage.store import Store
+
+_SPAN_WINDOW = "TriageIngestedAt > {lo:DateTime64(3)} AND TriageIngestedAt <= {hi:DateTime64(3)}"
+_TOUCHED = "(SELECT TraceId FROM correlator_touched)"
+_ERROR = (
+    "(StatusCode = 'Error' OR toUInt16OrZero(SpanAttributes['http.response.status_code']) >= 500 "
+    "OR toUInt16OrZero(SpanAttributes['http.status_code']) >= 500)"
+)
+_PEER = (
+    "multiIf(SpanAttributes['peer.service'] != '', SpanAttributes['peer.service'], "
+    "SpanAttributes['server.address'] != '', SpanAttributes['server.address'], "
+    "SpanAttributes['net.peer.name'] != '', SpanAttributes['net.peer.name'], "
+    "SpanAttributes['rpc.service'] != '', SpanAttributes['rpc.service'], '')"
+)
+_DETAIL = (
+    "multiIf(StatusMessage != '', StatusMessage, "
+    "SpanAttributes['http.response.status_code'] != '', concat('HTTP ', SpanAttributes['http.response.status_code']), "
+    "SpanAttributes['exception.message'] != '', SpanAttributes['exception.message'], '')"
+)
+_DEST = "SpanAttributes['messaging.destination.name']"
+_MID = "SpanAttributes['messaging.message.id']"
+
+EVENT_COLUMNS = (
+    "Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanId, SpanKind, Status, Failure, "
+    "Detail, Peer, Destination, MessageId, Facility, Value"
+)
+
+_TOUCH_SPANS = f"INSERT INTO correlator_touched SELECT DISTINCT TraceId FROM otel_traces WHERE {_SPAN_WINDOW}"
+_TOUCH_LOGS = (
+    f"INSERT INTO correlator_touched SELECT DISTINCT TraceId FROM otel_logs WHERE {_SPAN_WINDOW} AND TraceId != ''"
+)
+_LINK_EDGES = f"""
+INSERT INTO trace_edges (FromTrace, ToTrace, Via, SeenAt)
+SELECT link, TraceId, 'link', Timestamp
+FROM otel_traces ARRAY JOIN Links.TraceId AS link
+WHERE {_SPAN_WINDOW} AND link != '' AND link != TraceId
+"""
+_MESSAGE_EDGES = f"""
+INSERT INTO trace_edges (FromTrace, ToTrace, Via, SeenAt)
+WITH ids AS (
+    SELECT DISTINCT {_MID} AS mid FROM otel_traces
+    WHERE {_SPAN_WINDOW} AND SpanKind IN ('Producer', 'Consumer') AND {_MID} != ''
+)
+SELECT p.TraceId, c.TraceId, 'message', c.Timestamp
+FROM (SELECT TraceId, {_MID} AS mid, Timestamp FROM otel_traces
+      WHERE SpanKind = 'Consumer' AND Timestamp >= {{since:DateTime64(9)}} AND {_MID} IN (SELECT mid FROM ids)) AS c
+INNER JOIN (SELECT TraceId, {_MID} AS mid FROM otel_traces
+            WHERE SpanKind = 'Producer' AND Timestamp >= {{since:DateTime64(9)}}
+              AND {_MID} IN (SELECT mid FROM ids)) AS p
+    ON p.mid = c.mid
+WHERE p.TraceId != c.TraceId
+"""
+_PROPAGATE = f"""
+INSERT INTO trace_keys (TraceId, Workflow, Key, Via, FirstSeen)
+SELECT e.ToTrace, k.Workflow, k.Key, 'hop', min(k.FirstSeen)
+FROM trace_edges AS e INNER JOIN trace_keys AS k ON k.TraceId = e.FromTrace
+WHERE e.FromTrace IN {_TOUCHED} OR e.ToTrace IN {_TOUCHED}
+GROUP BY e.ToTrace, k.Workflow, k.Key
+"""
+_EXPAND = f"""
+INSERT INTO correlator_touched
+SELECT DISTINCT ToTrace FROM trace_edges
+WHERE FromTrace IN {_TOUCHED} AND ToTrace NOT IN {_TOUCHED}
+"""
+_KEYS_OF_TOUCHED = f"(SELECT DISTINCT TraceId, Workflow, Key FROM trace_keys WHERE TraceId IN {_TOUCHED})"
+
+
+@dataclass
+class CycleStats:
+    touched_traces: int = 0
+    events: int = 0
+
+
+class Stitcher:
+    """Runs the stitching statements of one cycle for the configured workflows."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.workflows = settings.workflows
+
+    def run(self, lo: datetime, hi: datetime, since: datetime) -> CycleStats:
+        """Stitch the rows ingested in (lo, hi]; look back to `since` for related spans."""
+        window = {"lo": lo, "hi": hi}
+        s = self.store
+        s.command("TRUNCATE TABLE correlator_touched")
+        s.command(_TOUCH_SPANS, window)
+        s.command(_TOUCH_LOGS, window)
+        for workflow in self.workflows:
+            self._keys_from_spans(workflow.name, window)
+            self._keys_from_logs(workflow.name, window)
+        s.command(_LINK_EDGES, window)
+        s.command(_MESSAGE_EDGES, {**window, "since": since})
+        for _ in range(self.settings.correlation.hop_rounds):
+            s.command(_PROPAGATE)
+            s.command(_EXPAND)
+        before = self._event_count()
+        self._span_events(since)
+        self._log_events(window, since)
+        touched = int(s.command("SELECT count() FROM correlator_touched"))
+        return CycleStats(touched_traces=touched, events=self._event_count() - before)
+
+    def _event_count(self) -> int:
+        return int(self.store.command("SELECT count() FROM business_events"))
+
+    def _keys_from_spans(self, name: str, window: dict[str, datetime]) -> None:
+        workflow = next(w for w in self.workflows if w.name == name)
+        params = Params()
+        key = span_key_expr(workflow, params)
+        wf = params.add(name)
+        sql = f"""
+        INSERT INTO trace_keys (TraceId, Workflow, Key, Via, FirstSeen)
+        SELECT TraceId, {wf}, k, 'attribute', min(Timestamp)
+        FROM (SELECT TraceId, Timestamp, {key} AS k FROM otel_traces WHERE {_SPAN_WINDOW})
+        WHERE k != '' GROUP BY TraceId, k
+        """
+        self.store.command(sql, {**params.values, **window})
+
+    def _keys_from_logs(self, name: str, window: dict[str, datetime]) -> None:
+        workflow = next(w for w in self.workflows if w.name == name)
+        params = Params()
+        key = log_key_expr(workflow, params)
+        wf = params.add(name)
+        sql = f"""
+        INSERT INTO trace_keys (TraceId, Workflow, Key, Via, FirstSeen)
+        SELECT TraceId, {wf}, k, 'log', min(Timestamp)
+        FROM (SELECT TraceId, Timestamp, {key} AS k FROM otel_logs WHERE {_SPAN_WINDOW} AND TraceId != '')
+        WHERE k != '' GROUP BY TraceId, k
+        """
+        self.store.command(sql, {**params.values, **window})
+
+    def _span_events(self, since: datetime) -> None:
+        params = Params()
+        step = step_expr(self.workflows, params, "span")
+        failure = failure_expr(self.workflows, params, "span", self.settings.correlation.transformation_patterns)
+        facility = attribute_expr(self.workflows, params, "facility", "SpanAttributes")
+        value = attribute_expr(self.workflows, params, "value", "SpanAttributes")
+        sql = f"""
+        INSERT INTO business_events ({EVENT_COLUMNS})
+        SELECT Workflow, Key, concat(SpanId, '/', step), step, Timestamp, 'span', ServiceName, TraceId, SpanId,
+               SpanKind, status, failure, detail, peer, dest, mid, facility, value
+        FROM (
+            SELECT k.Workflow AS Workflow, k.Key AS Key, s.SpanId AS SpanId, s.Timestamp AS Timestamp,
+                   s.ServiceName AS ServiceName, s.TraceId AS TraceId, s.SpanKind AS SpanKind,
+                   s.SpanName AS SpanName, s.SpanAttributes AS SpanAttributes, s.StatusCode AS StatusCode,
+                   s.StatusMessage AS StatusMessage
+            FROM otel_traces AS s INNER JOIN {_KEYS_OF_TOUCHED} AS k ON s.TraceId = k.TraceId
+            WHERE s.TraceId IN {_TOUCHED} AND s.Timestamp >= {{since:DateTime64(9)}}
+        )
+        ARRAY JOIN [{step}] AS step, [if({_ERROR}, 'error', 'ok')] AS status, [{failure}] AS failure,
+                   [{_DETAIL}] AS detail, [{_PEER}] AS peer, [{_DEST}] AS dest, [{_MID}] AS mid,
+                   [{facility}] AS facility, [toFloat64OrZero({value})] AS value
+        WHERE step != '' OR status = 'error' OR failure = 1
+           OR (dest != '' AND SpanKind IN ('Producer', 'Consumer'))
+        """
+        self.store.command(sql, {**params.values, "since": since})
+
+    def _log_events(self, window: dict[str, datetime], since: datetime) -> None:
+        params = Params()
+        keyed = [
+            f"""
+            SELECT k.Workflow AS Workflow, k.Key AS Key, l.Timestamp AS Timestamp, l.TraceId AS TraceId,
+                   l.SpanId AS SpanId, l.ServiceName AS ServiceName, l.Body AS Body,
+                   l.SeverityNumber AS SeverityNumber, l.LogAttributes AS LogAttributes
+            FROM otel_logs AS l INNER JOIN {_KEYS_OF_TOUCHED} AS k ON l.TraceId = k.TraceId
+            WHERE l.TraceId IN {_TOUCHED} AND l.Timestamp >= {{since:DateTime64(9)}}
+        """
+        ]
+        for workflow in self.workflows:
+            if not (workflow.key_patterns or workflow.keys):
+                continue
+            key = log_key_expr(workflow, params)
+            keyed.append(f"""
+            SELECT {params.add(workflow.name)} AS Workflow, {key} AS Key, Timestamp, TraceId, SpanId, ServiceName,
+                   Body, SeverityNumber, LogAttributes
+            FROM otel_logs WHERE {_SPAN_WINDOW} AND Key != ''
+            """)
+        step = step_expr(self.workflows, params, "log")
+        failure = failure_expr(self.workflows, params, "log", self.settings.correlation.transformation_patterns)
+        facility = attribute_expr(self.workflows, params, "facility", "LogAttributes")
+        value = attribute_expr(self.workflows, params, "value", "LogAttributes")
+        component = (
+            "multiIf(LogAttributes['channel'] != '', LogAttributes['channel'], LogAttributes['flow'] != '', "
+            "LogAttributes['flow'], ServiceName)"
+        )
+        sql = f"""
+        INSERT INTO business_events ({EVENT_COLUMNS})
+        SELECT Workflow, Key, concat('log:', toString(cityHash64(Timestamp, Body, ServiceName)), '/', step), step,
+               Timestamp, 'log', {component}, TraceId, SpanId, '', status, failure, substring(Body, 1, 500), '', '',
+               LogAttributes['messaging.message.id'], facility, value
+        FROM ({" UNION ALL ".join(keyed)})
+        ARRAY JOIN [{step}] AS step, [if(SeverityNumber >= 17, 'error', 'ok')] AS status, [{failure}] AS failure,
+                   [{facility}] AS facility, [toFloat64OrZero({value})] AS value
+        WHERE step != '' OR status = 'error' OR failure = 1
+        """
+        self.store.command(sql, {**params.values, **window, "since": since})
