@@ -13,6 +13,8 @@ import uvicorn
 
 from collector.otlp_grpc import create_otlp_grpc_server
 from collector.otlp_http import create_otlp_http_app
+from collector.queues import run_pollers
+from correlator import run_correlator
 from triage.api import create_api_app
 from triage.runtime import Runtime
 from triage.settings import Settings
@@ -71,7 +73,8 @@ async def serve(
             stop.set()
             break
         await asyncio.sleep(0.02)
-    extra = [asyncio.create_task(fn(runtime, stop)) for fn in (background or [])]
+    tasks_to_run = [run_pollers, run_correlator, *(background or [])]
+    extra = [asyncio.create_task(fn(runtime, stop)) for fn in tasks_to_run]
     if not stop.is_set():
         log.info(
             "event=serving api=http://%s:%d otlp_http=%s:%d otlp_grpc=%s:%d store=%s",
