@@ -13,6 +13,7 @@ import uvicorn
 
 from collector.otlp_grpc import create_otlp_grpc_server
 from collector.otlp_http import create_otlp_http_app
+from collector.logs import tail_sources
 from collector.queues import run_pollers
 from correlator import run_correlator
 from triage.api import create_api_app
@@ -73,7 +74,7 @@ async def serve(
             stop.set()
             break
         await asyncio.sleep(0.02)
-    tasks_to_run = [run_pollers, run_correlator, *(background or [])]
+    tasks_to_run = [run_pollers, tail_sources, run_correlator, *(background or [])]
     extra = [asyncio.create_task(fn(runtime, stop)) for fn in tasks_to_run]
     if not stop.is_set():
         log.info(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from triage.api import health, queues, traces
+from triage.api import health, logs, queues, traces, transactions
 from triage.runtime import Runtime
 
 
@@ -35,4 +35,6 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(traces.router, prefix="/api/v1")
     app.include_router(queues.router, prefix="/api/v1")
+    app.include_router(logs.router, prefix="/api/v1")
+    app.include_router(transactions.router, prefix="/api/v1")
     return app

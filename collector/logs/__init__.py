@@ -1,0 +1,59 @@
+"""Raw integration-engine logs: named profiles parse lines into OTLP log records; files are tailed.
+
+Every record goes through the receiver (validation, PHI redaction, batching) like OTLP logs do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from collector.logs.parse import PARSE_ERROR, EntryAssembler, LineParser, LogEntry
+from collector.logs.positions import PositionStore
+from collector.logs.records import (
+    ParsedLines,
+    build_request,
+    ingest_lines,
+    parse_batch,
+    parse_lines,
+    split_lines,
+)
+from collector.logs.tail import Tailer
+
+if TYPE_CHECKING:
+    from triage.runtime import Runtime
+
+__all__ = [
+    "PARSE_ERROR",
+    "EntryAssembler",
+    "LineParser",
+    "LogEntry",
+    "ParsedLines",
+    "build_request",
+    "ingest_lines",
+    "parse_batch",
+    "parse_lines",
+    "split_lines",
+    "tail_sources",
+]
+
+log = logging.getLogger("triage.collector")
+
+
+async def tail_sources(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Follow the files of every `log_sources` entry with a `path` until `stop` is set."""
+    sources = [s for s in runtime.settings.log_sources if s.path]
+    if not sources:
+        return
+    tailer = Tailer(sources, runtime.receiver, PositionStore(runtime.store))
+    log.info("event=log_tail_started sources=%s", ",".join(f"{s.name}:{s.path}" for s in sources))
+    try:
+        while not stop.is_set():
+            delay = await asyncio.to_thread(tailer.poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+    finally:
+        tailer.close_soon()
+        log.info("event=log_tail_stopped")
