@@ -194,9 +194,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument(
-        "--profile", type=Path, help="py-spy raw profile of the server to write and summarize"
-    )
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server to write and summarize")
     args = parser.parse_args()
 
     rng = random.Random(7)

@@ -6,9 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 ACCEPTED = {
     "traces": Counter("triage_receiver_accepted_spans", "Spans accepted by a receiver", ["transport"]),
-    "logs": Counter(
-        "triage_receiver_accepted_log_records", "Log records accepted by a receiver", ["transport"]
-    ),
+    "logs": Counter("triage_receiver_accepted_log_records", "Log records accepted by a receiver", ["transport"]),
     "metrics": Counter(
         "triage_receiver_accepted_metric_points", "Metric data points accepted by a receiver", ["transport"]
     ),
@@ -28,9 +26,7 @@ REFUSED = {
         ["transport", "reason"],
     ),
 }
-REQUESTS = Counter(
-    "triage_receiver_requests", "OTLP export requests by outcome", ["transport", "signal", "outcome"]
-)
+REQUESTS = Counter("triage_receiver_requests", "OTLP export requests by outcome", ["transport", "signal", "outcome"])
 WRITTEN_ROWS = Counter("triage_store_written_rows", "Rows written to the store", ["table"])
 WRITE_ERRORS = Counter("triage_store_write_errors", "Failed store writes (retried, never dropped)", ["table"])
 WRITE_SECONDS = Histogram(
@@ -40,9 +36,5 @@ WRITE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BUFFER_ROWS = Gauge("triage_collector_buffer_rows", "Rows accepted and waiting to be written")
-BUFFER_CAPACITY = Gauge(
-    "triage_collector_buffer_capacity_rows", "Rows the write buffer holds before refusing"
-)
-SPOOLED_ROWS = Counter(
-    "triage_collector_spooled_rows", "Rows written to the disk spool because the store was down"
-)
+BUFFER_CAPACITY = Gauge("triage_collector_buffer_capacity_rows", "Rows the write buffer holds before refusing")
+SPOOLED_ROWS = Counter("triage_collector_spooled_rows", "Rows written to the disk spool because the store was down")

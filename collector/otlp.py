@@ -66,8 +66,7 @@ def encoding_for(content_type: str | None) -> Encoding:
     if media in JSON_TYPES:
         return "json"
     raise UnsupportedMediaType(
-        f"unsupported Content-Type {content_type!r}: "
-        "OTLP/HTTP takes application/x-protobuf or application/json"
+        f"unsupported Content-Type {content_type!r}: OTLP/HTTP takes application/x-protobuf or application/json"
     )
 
 
@@ -118,9 +117,7 @@ def parse(signal: Signal, body: bytes, encoding: Encoding) -> Any:
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
-        raise DecodeError(
-            f"an OTLP/JSON {message.DESCRIPTOR.name} is a JSON object, not {type(document).__name__}"
-        )
+        raise DecodeError(f"an OTLP/JSON {message.DESCRIPTOR.name} is a JSON object, not {type(document).__name__}")
     try:
         _hex_ids_to_base64(document)
         json_format.ParseDict(document, message, ignore_unknown_fields=True, max_recursion_depth=64)

@@ -35,9 +35,7 @@ def _status(code: int, message: str, encoding: Encoding, headers: dict[str, str]
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"request body of {declared} bytes exceeds the {limit}-byte limit; send smaller batches"
-        )
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit; send smaller batches")
     chunks = []
     size = 0
     async for chunk in request.stream():

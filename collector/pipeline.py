@@ -98,18 +98,14 @@ class Pipeline:
         if decoded.accepted == 0:
             return
         native = decoded.signal == "traces" and self.native_traces and not decoded.nested_values
-        item = WorkItem(
-            decoded.signal, decoded.accepted, message=decoded.message, payload=payload, native=native
-        )
+        item = WorkItem(decoded.signal, decoded.accepted, message=decoded.message, payload=payload, native=native)
         self._enqueue(item)
 
     def _enqueue(self, item: WorkItem, force: bool = False) -> None:
         with self._cond:
             st = self._state
             if st.closed and not force:
-                raise Overloaded(
-                    "Triage is shutting down; retry against another instance or after restart", 5
-                )
+                raise Overloaded("Triage is shutting down; retry against another instance or after restart", 5)
             if not force and st.rows + item.rows > self.ingest.buffer_max_rows and st.rows > 0:
                 raise Overloaded(
                     f"write buffer full ({st.rows} rows waiting, capacity {self.ingest.buffer_max_rows}); "

@@ -187,9 +187,7 @@ class Redactor:
         changed = self._redact_fields(span, ("name",)) | self._redact_fields(span.status, ("message",))
         changed = self._redact_attributes(span.attributes) | changed
         for event in span.events:
-            changed = (
-                self._redact_fields(event, ("name",)) | self._redact_attributes(event.attributes) | changed
-            )
+            changed = self._redact_fields(event, ("name",)) | self._redact_attributes(event.attributes) | changed
         for link in span.links:
             changed = self._redact_attributes(link.attributes) | changed
         return changed

@@ -102,9 +102,7 @@ def validate_metrics(message: Any) -> Decoded:
                     p.bucket_counts and len(p.bucket_counts) != len(p.explicit_bounds) + 1
                     for p in metric.histogram.data_points
                 ):
-                    problem = (
-                        f"histogram {metric.name!r} has bucket_counts not one longer than explicit_bounds"
-                    )
+                    problem = f"histogram {metric.name!r} has bucket_counts not one longer than explicit_bounds"
                 if problem:
                     rejected += max(points, 1)
                     errors.append(f"resource_metrics[{r}].scope_metrics[{s}].metrics[{i}]: {problem}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -138,6 +139,8 @@ class Correlator:
         self.stitcher = Stitcher(store, settings)
         self._closes = [date.fromisoformat(d) for d in settings.correlation.period_close]
         self._gauge_labels: set[tuple[str, ...]] = set()
+        # One cycle at a time: cycles share the scratch tables (a replay may come from the API).
+        self._lock = threading.Lock()
 
     def watermark(self) -> datetime:
         row = self.store.query(_LOAD_WATERMARK, {"name": WATERMARK}).first_row
@@ -149,22 +152,15 @@ class Correlator:
         conf = self.settings.correlation
         wm = self.watermark()
         lo = wm - timedelta(seconds=conf.overlap) if wm > EPOCH else EPOCH
-        hi = now - timedelta(seconds=conf.settle)
+        # The window follows the wall clock even when `now` (the time SLAs are judged at) is not.
+        hi = min(now, utcnow()) - timedelta(seconds=conf.settle)
         return self._cycle(lo, hi, now, None)
 
     def replay(self, start: datetime, end: datetime, now: datetime | None = None) -> CycleResult:
         """Rebuild the transactions of a time range from the raw data, whatever the watermark says."""
         now = now or utcnow()
         since = start - timedelta(seconds=self.settings.correlation.lookback)
-        s = self.store
-        s.command("TRUNCATE TABLE correlator_touched")
-        s.command(
-            "INSERT INTO correlator_touched SELECT DISTINCT TraceId FROM otel_traces "
-            "WHERE Timestamp >= {a:DateTime64(9)} AND Timestamp <= {b:DateTime64(9)}",
-            {"a": start, "b": end},
-        )
-        # Re-stitch by ingest time over the whole range the data could have arrived in.
-        return self._cycle(EPOCH, now, now, (start, end), since=since)
+        return self._cycle(start, end, now, (start, end), since=since)
 
     def _cycle(
         self,
@@ -177,7 +173,7 @@ class Correlator:
         started = time.perf_counter()
         since = since or now - timedelta(seconds=self.settings.correlation.lookback)
         cycle_start = self.store.command("SELECT now64(3)")
-        stats = self.stitcher.run(lo, hi, since)
+        stats = self.stitcher.run(lo, hi, since, by_event_time=replay is not None)
         s = self.store
         s.command("TRUNCATE TABLE correlator_affected")
         s.command(_AFFECTED_NEW, {"cycle": cycle_start})
@@ -185,7 +181,8 @@ class Correlator:
         if replay is not None:
             s.command(_AFFECTED_RANGE, {"start": replay[0], "end": replay[1]})
         evaluated = self._evaluate(now)
-        s.insert("correlator_state", [[WATERMARK, hi]], ["Name", "Watermark"])
+        if replay is None:
+            s.insert("correlator_state", [[WATERMARK, hi]], ["Name", "Watermark"])
         self._update_gauges()
         seconds = time.perf_counter() - started
         metrics.CYCLE_SECONDS.observe(seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from correlator.rules import (
     Params,
@@ -23,7 +24,8 @@ from correlator.rules import (
 from triage.settings import Settings
 from triage.store import Store
 
-_SPAN_WINDOW = "TriageIngestedAt > {lo:DateTime64(3)} AND TriageIngestedAt <= {hi:DateTime64(3)}"
+# Normal cycles select by ingest time; a replay selects by event time (the column is swapped in run()).
+_SPAN_WINDOW = "__WINDOW__ > {lo:DateTime64(9)} AND __WINDOW__ <= {hi:DateTime64(9)}"
 _TOUCHED = "(SELECT TraceId FROM correlator_touched)"
 _ERROR = (
     "(StatusCode = 'Error' OR toUInt16OrZero(SpanAttributes['http.response.status_code']) >= 500 "
@@ -88,6 +90,17 @@ WHERE FromTrace IN {_TOUCHED} AND ToTrace NOT IN {_TOUCHED}
 _KEYS_OF_TOUCHED = f"(SELECT DISTINCT TraceId, Workflow, Key FROM trace_keys WHERE TraceId IN {_TOUCHED})"
 
 
+class _WindowedStore:
+    """The store, with the window column of this cycle substituted into every statement."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.column = "TriageIngestedAt"
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        return self._store.command(sql.replace("__WINDOW__", self.column), parameters)
+
+
 @dataclass
 class CycleStats:
     touched_traces: int = 0
@@ -98,13 +111,14 @@ class Stitcher:
     """Runs the stitching statements of one cycle for the configured workflows."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
+        self.store = _WindowedStore(store)
         self.settings = settings
         self.workflows = settings.workflows
 
-    def run(self, lo: datetime, hi: datetime, since: datetime) -> CycleStats:
-        """Stitch the rows ingested in (lo, hi]; look back to `since` for related spans."""
+    def run(self, lo: datetime, hi: datetime, since: datetime, by_event_time: bool = False) -> CycleStats:
+        """Stitch the rows ingested in (lo, hi] (or, for a replay, stamped in it); look back to `since`."""
         window = {"lo": lo, "hi": hi}
+        self.store.column = "Timestamp" if by_event_time else "TriageIngestedAt"
         s = self.store
         s.command("TRUNCATE TABLE correlator_touched")
         s.command(_TOUCH_SPANS, window)

@@ -38,9 +38,7 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(
-            f"the shared sample data is missing at {SHARED_DATA}; it sits beside the repo as ../shared"
-        )
+        pytest.fail(f"the shared sample data is missing at {SHARED_DATA}; it sits beside the repo as ../shared")
     return SHARED_DATA
 
 

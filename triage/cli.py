@@ -23,8 +23,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         metavar="DSN",
-        help="chdb:///data/dir (embedded, default ./data) or http://user:pass@host:8123/db "
-        "(env TRIAGE_STORE)",
+        help="chdb:///data/dir (embedded, default ./data) or http://user:pass@host:8123/db (env TRIAGE_STORE)",
     )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
 

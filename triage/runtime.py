@@ -54,9 +54,7 @@ class Runtime:
         )
         applied = store.migrate()
         if applied:
-            log.info(
-                "event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied)
-            )
+            log.info("event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied))
         pipeline = Pipeline(store, settings.ingest)
         pipeline.start()
         redactor = build_redactor(settings)

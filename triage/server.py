@@ -11,9 +11,9 @@ from typing import Any
 
 import uvicorn
 
+from collector.logs import tail_sources
 from collector.otlp_grpc import create_otlp_grpc_server
 from collector.otlp_http import create_otlp_http_app
-from collector.logs import tail_sources
 from collector.queues import run_pollers
 from correlator import run_correlator
 from triage.api import create_api_app

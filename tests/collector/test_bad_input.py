@@ -41,9 +41,7 @@ def _request(n: int = 3, service: str = "erp", trace_id: bytes = TRACE_ID) -> Ex
 def _post(
     server: LiveServer, body: bytes, content_type: str = "application/x-protobuf", **headers: str
 ) -> httpx.Response:
-    return httpx.post(
-        f"{server.otlp_http}/v1/traces", content=body, headers={"Content-Type": content_type, **headers}
-    )
+    return httpx.post(f"{server.otlp_http}/v1/traces", content=body, headers={"Content-Type": content_type, **headers})
 
 
 def _status_message(response: httpx.Response) -> str:
@@ -203,9 +201,7 @@ def test_deeply_nested_values_are_refused_but_moderate_nesting_is_stored(small_s
 
 def test_full_buffer_answers_429_with_retry_after_and_loses_nothing(chdb_path: Path) -> None:
     server = LiveServer(
-        server_settings(
-            chdb_path, ingest={"buffer_max_rows": 10, "batch_max_delay": "3s", "batch_max_rows": 100000}
-        )
+        server_settings(chdb_path, ingest={"buffer_max_rows": 10, "batch_max_delay": "3s", "batch_max_rows": 100000})
     ).start()
     try:
         codes = [_post(server, _request(n=6, service="bp").SerializeToString()).status_code for _ in range(3)]

@@ -313,9 +313,7 @@ def test_zero_false_empty_and_other_scalar_values_render_exactly(nstore: Store) 
     assert row["link_attrs"] == [expected]
     # The Python path renders the same, except doubles in exponent form ('1e-07' there).
     python = flatten.attributes(span.attributes)
-    assert {k: v for k, v in python.items() if k != "tiny"} == {
-        k: v for k, v in expected.items() if k != "tiny"
-    }
+    assert {k: v for k, v in python.items() if k != "tiny"} == {k: v for k, v in expected.items() if k != "tiny"}
 
 
 def test_value_absent_or_nested_renders_empty_and_unknown_fields_are_skipped(nstore: Store) -> None:

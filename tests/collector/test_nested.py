@@ -15,8 +15,9 @@ from collector.nested import has_nested_values, walk_for_nested
 def _add_nested(req: ExportTraceServiceRequest, rng: random.Random) -> None:
     rs = req.resource_spans[0]
     span = rng.choice(rs.scope_spans[0].spans)
-    target = rng.choice([span.attributes, span.events.add().attributes, span.links.add().attributes,
-                         rs.resource.attributes])
+    target = rng.choice(
+        [span.attributes, span.events.add().attributes, span.links.add().attributes, rs.resource.attributes]
+    )
     kv = target.add()
     kv.key = "nested"
     shape = rng.choice(["array", "kvlist", "empty_array", "empty_kvlist"])

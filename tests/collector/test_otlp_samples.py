@@ -96,9 +96,7 @@ def test_logs_sample_stored_exactly(sample_server: LiveServer, shared_data: Path
     ]
 
 
-def test_events_sample_keeps_event_name_and_structured_body(
-    sample_server: LiveServer, shared_data: Path
-) -> None:
+def test_events_sample_keeps_event_name_and_structured_body(sample_server: LiveServer, shared_data: Path) -> None:
     _post(sample_server, "logs", shared_data / "otlp" / "events.json")
     rows = sample_server.store.query(
         "SELECT EventName, SeverityNumber, SeverityText, Body, LogAttributes, TraceId FROM otel_logs"

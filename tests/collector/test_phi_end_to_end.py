@@ -75,9 +75,7 @@ def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_da
             HttpSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"),
             GrpcSpanExporter(endpoint=server.otlp_grpc, insecure=True),
         ):
-            provider = TracerProvider(
-                resource=Resource.create({"service.name": "ehr", "owner": PHI["email"]})
-            )
+            provider = TracerProvider(resource=Resource.create({"service.name": "ehr", "owner": PHI["email"]}))
             provider.add_span_processor(SimpleSpanProcessor(exporter))
             tracer = provider.get_tracer("phi")
             with tracer.start_as_current_span(
@@ -111,11 +109,7 @@ def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_da
                 {
                     "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "js"}}]},
                     "scopeLogs": [
-                        {
-                            "logRecords": [
-                                {"timeUnixNano": str(time.time_ns()), "body": {"stringValue": detail}}
-                            ]
-                        }
+                        {"logRecords": [{"timeUnixNano": str(time.time_ns()), "body": {"stringValue": detail}}]}
                     ],
                 }
             ]
@@ -137,9 +131,7 @@ def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_da
         token = match.group(0)
         assert (
             int(
-                server.store.command(
-                    "SELECT count() FROM otel_logs WHERE position(Body, {t:String}) > 0", {"t": token}
-                )
+                server.store.command("SELECT count() FROM otel_logs WHERE position(Body, {t:String}) > 0", {"t": token})
             )
             >= 2
         )

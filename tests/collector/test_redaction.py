@@ -129,9 +129,7 @@ def test_custom_patterns_and_disabling_one(redactor: Redactor) -> None:
     assert "a@b.org" in out, "a default pattern set to '' is off"
 
 
-def test_key_file_is_created_once_with_owner_only_mode(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_key_file_is_created_once_with_owner_only_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRIAGE_TEST_KEY", raising=False)
     path = tmp_path / "keys" / "redaction.key"
     first = load_key("TRIAGE_TEST_KEY", path)

@@ -35,9 +35,7 @@ def _span_exporter(server: LiveServer, transport: str):  # type: ignore[no-untyp
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_sdk_traces_land_in_otel_traces(live_server: LiveServer, transport: str) -> None:
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": f"erp-{transport}", "deployment": "test"})
-    )
+    provider = TracerProvider(resource=Resource.create({"service.name": f"erp-{transport}", "deployment": "test"}))
     provider.add_span_processor(BatchSpanProcessor(_span_exporter(live_server, transport)))
     tracer = provider.get_tracer("triage.tests", "1.2.3")
     with tracer.start_as_current_span(
@@ -140,23 +138,18 @@ def test_sdk_metrics_land_in_metric_tables(live_server: LiveServer, transport: s
         else GrpcMetricExporter(endpoint=live_server.otlp_grpc, insecure=True)
     )
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60_000)
-    provider = MeterProvider(
-        resource=Resource.create({"service.name": f"erp-{transport}"}), metric_readers=[reader]
-    )
+    provider = MeterProvider(resource=Resource.create({"service.name": f"erp-{transport}"}), metric_readers=[reader])
     meter = provider.get_meter("tests")
     meter.create_counter("po.created", unit="1").add(5, {"facility.id": "STM-ICU"})
     meter.create_histogram("approval.latency", unit="s").record(12.5, {"step": "budget_approval"})
-    meter.create_observable_gauge(
-        "queue.backlog", callbacks=[lambda _: [Observation(1204, {"queue": "wf.approvals"})]]
-    )
+    meter.create_observable_gauge("queue.backlog", callbacks=[lambda _: [Observation(1204, {"queue": "wf.approvals"})]])
     provider.shutdown()
     live_server.flush()
 
     service = f"erp-{transport}"
     s = live_server.store
     sums = s.query(
-        "SELECT MetricName, Value, IsMonotonic, Attributes FROM otel_metrics_sum "
-        "WHERE ServiceName = {s:String}",
+        "SELECT MetricName, Value, IsMonotonic, Attributes FROM otel_metrics_sum WHERE ServiceName = {s:String}",
         {"s": service},
     ).result_rows
     assert sums == [("po.created", 5.0, True, {"facility.id": "STM-ICU"})]
@@ -167,8 +160,7 @@ def test_sdk_metrics_land_in_metric_tables(live_server: LiveServer, transport: s
     ).result_rows
     assert hist == [("approval.latency", 1, 12.5, 12.5, 12.5, True)]
     gauge = s.query(
-        "SELECT MetricName, Value, Attributes['queue'] FROM otel_metrics_gauge "
-        "WHERE ServiceName = {s:String}",
+        "SELECT MetricName, Value, Attributes['queue'] FROM otel_metrics_gauge WHERE ServiceName = {s:String}",
         {"s": service},
     ).result_rows
     assert gauge == [("queue.backlog", 1204.0, "wf.approvals")]

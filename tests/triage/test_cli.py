@@ -44,9 +44,7 @@ alerts:
 """
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*TRIAGE, *args],
         capture_output=True,
@@ -75,10 +73,7 @@ def test_check_config_names_file_field_and_fix(tmp_path: Path) -> None:
     assert result.returncode == 2
     err = " ".join(result.stderr.split())
     assert str(config) in err
-    assert (
-        "workflows[0] (procure_to_pay).steps[1] (budget_approval).sla.critical: invalid duration '1 hour'"
-        in err
-    )
+    assert "workflows[0] (procure_to_pay).steps[1] (budget_approval).sla.critical: invalid duration '1 hour'" in err
     assert "write e.g. '30s', '15m', '8h' or '2d'" in err
     assert "queues[0] (approvals).kind" in err
     assert "port:" in err
@@ -104,9 +99,7 @@ def test_migrate_applies_once(tmp_path: Path) -> None:
 def test_bad_store_dsn_is_a_clear_error(tmp_path: Path) -> None:
     result = run("migrate", "--store", "postgres://localhost/x")
     assert result.returncode == 2
-    assert "use chdb:///path (embedded) or http(s)://user:pass@host:8123/db" in " ".join(
-        result.stderr.split()
-    )
+    assert "use chdb:///path (embedded) or http(s)://user:pass@host:8123/db" in " ".join(result.stderr.split())
 
 
 def _request(service: str, trace_id: bytes) -> bytes:

@@ -57,8 +57,7 @@ def test_workflow_errors_name_workflow_and_step(tmp_path: Path) -> None:
 def test_terminal_must_be_a_step(tmp_path: Path) -> None:
     config = tmp_path / "t.yaml"
     config.write_text(
-        "workflows:\n  - name: w\n    keys: [k]\n    steps: [{name: a, match: {service: s}}]\n"
-        "    terminal: [posted]\n"
+        "workflows:\n  - name: w\n    keys: [k]\n    steps: [{name: a, match: {service: s}}]\n    terminal: [posted]\n"
     )
     with pytest.raises(ConfigError, match="terminal step 'posted' is not one of the steps"):
         load_settings(config, environ={})

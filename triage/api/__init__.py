@@ -22,11 +22,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     async def require_api_key(request: Request, call_next):  # type: ignore[no-untyped-def]
         path = request.url.path
         open_paths = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc")
-        if (
-            runtime.keys.enabled
-            and not path.startswith(open_paths)
-            and not runtime.keys.allows(request.headers)
-        ):
+        if runtime.keys.enabled and not path.startswith(open_paths) and not runtime.keys.allows(request.headers):
             return JSONResponse(
                 {"detail": runtime.keys.CHALLENGE}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )

@@ -102,10 +102,7 @@ def get_trace(
             duration_ns=r[12],
             status_code=r[13],
             status_message=r[14],
-            events=[
-                SpanEvent(timestamp=t, name=n, attributes=a)
-                for t, n, a in zip(r[15], r[16], r[17], strict=True)
-            ],
+            events=[SpanEvent(timestamp=t, name=n, attributes=a) for t, n, a in zip(r[15], r[16], r[17], strict=True)],
             links=[
                 SpanLink(trace_id=t, span_id=s, trace_state=ts, attributes=a)
                 for t, s, ts, a in zip(r[18], r[19], r[20], r[21], strict=True)

@@ -59,9 +59,7 @@ class Store:
         t = self.target
         try:
             if t.embedded:
-                return clickhouse_connect.get_client(
-                    interface="chdb", path=t.path, database=database, tz_mode="aware"
-                )
+                return clickhouse_connect.get_client(interface="chdb", path=t.path, database=database, tz_mode="aware")
             return clickhouse_connect.get_client(
                 host=t.host,
                 port=t.port,

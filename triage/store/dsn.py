@@ -40,9 +40,7 @@ def parse_dsn(dsn: str) -> StoreTarget:
     if parsed.scheme == "chdb":
         path = unquote(parsed.path) if not parsed.netloc else f"/{parsed.netloc}{unquote(parsed.path)}"
         if not path or path == "/":
-            raise ConfigError(
-                f"store DSN {dsn!r} names no data directory: write it as chdb:///var/lib/triage"
-            )
+            raise ConfigError(f"store DSN {dsn!r} names no data directory: write it as chdb:///var/lib/triage")
         database = query.get("database", DEFAULT_DATABASE)
         _check_database(dsn, database)
         return StoreTarget(embedded=True, database=database, path=path)
@@ -51,9 +49,7 @@ def parse_dsn(dsn: str) -> StoreTarget:
         database = unquote(parsed.path.strip("/")) or query.get("database", DEFAULT_DATABASE)
         _check_database(dsn, database)
         if not parsed.hostname:
-            raise ConfigError(
-                f"store DSN {dsn!r} names no host: write it as http://user:pass@host:8123/triage"
-            )
+            raise ConfigError(f"store DSN {dsn!r} names no host: write it as http://user:pass@host:8123/triage")
         return StoreTarget(
             embedded=False,
             database=database,
@@ -71,6 +67,4 @@ def parse_dsn(dsn: str) -> StoreTarget:
 
 def _check_database(dsn: str, database: str) -> None:
     if not _DB_NAME.match(database):
-        raise ConfigError(
-            f"store DSN {dsn!r}: database name {database!r} must be letters, digits and underscores"
-        )
+        raise ConfigError(f"store DSN {dsn!r}: database name {database!r} must be letters, digits and underscores")
