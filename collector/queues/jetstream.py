@@ -58,9 +58,7 @@ async def _poll(config: Queue) -> QueueSample:
         await client.close()
 
 
-async def _request(
-    client: Client, subject: str, body: dict[str, Any] | None, config: Queue
-) -> dict[str, Any]:
+async def _request(client: Client, subject: str, body: dict[str, Any] | None, config: Queue) -> dict[str, Any]:
     payload = json.dumps(body).encode() if body is not None else b""
     reply = await client.request(f"{_API}.{subject}", payload, timeout=config.timeout)
     data: dict[str, Any] = json.loads(reply.data)

@@ -90,9 +90,7 @@ class _EntryPoller:
     def _log(self, samples: list[QueueSample]) -> None:
         error = next((s.error for s in samples if s.error), "")
         if error and error != self.last_error:
-            log.warning(
-                "event=queue_poll_failed queue=%s kind=%s error=%r", self.config.name, self.config.kind, error
-            )
+            log.warning("event=queue_poll_failed queue=%s kind=%s error=%r", self.config.name, self.config.kind, error)
         elif self.last_error and not error:
             log.info("event=queue_poll_recovered queue=%s kind=%s", self.config.name, self.config.kind)
         self.last_error = error
@@ -127,8 +125,7 @@ async def run_pollers(runtime: Runtime, stop: asyncio.Event) -> None:
         return
     log.info("event=queue_pollers_started queues=%s", ",".join(q.name for q in configs))
     tasks = [
-        asyncio.create_task(_EntryPoller(runtime.store, q).run(stop), name=f"queue-poller:{q.name}")
-        for q in configs
+        asyncio.create_task(_EntryPoller(runtime.store, q).run(stop), name=f"queue-poller:{q.name}") for q in configs
     ]
     try:
         await asyncio.gather(*tasks)

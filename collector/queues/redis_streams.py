@@ -76,9 +76,7 @@ def _oldest_age(client: redis.Redis, stream: str, group: dict[str, Any], undeliv
 def _sample(client: redis.Redis, config: Queue) -> QueueSample:
     stream = config.stream or ""
     if not client.exists(stream):
-        raise PollError(
-            f"stream {stream!r} does not exist; check `stream` (producers create it on first XADD)"
-        )
+        raise PollError(f"stream {stream!r} does not exist; check `stream` (producers create it on first XADD)")
     info: dict[str, Any] = client.xinfo_stream(stream)
     added = info.get("entries-added")
     group = _group(client, config)

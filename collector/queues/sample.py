@@ -101,6 +101,4 @@ def with_rates(current: QueueSample, previous: QueueSample | None) -> QueueSampl
 
 def failed(queue: str, system: str, error: str, *, source: str = "", destination: str = "") -> QueueSample:
     """The sample a failed poll leaves: no numbers, the error text."""
-    return QueueSample(
-        queue=queue, system=system, time=utc_now(), source=source, destination=destination, error=error
-    )
+    return QueueSample(queue=queue, system=system, time=utc_now(), source=source, destination=destination, error=error)

@@ -19,9 +19,7 @@ PUSH_SOURCE = "push"
 class QueueState(BaseModel):
     """What GET /api/v1/queues answers for one queue, and what the correlator reads."""
 
-    name: str = Field(
-        description="config name; `<config>/<topic>/<group>` or `<config>/<queue>` for exporters"
-    )
+    name: str = Field(description="config name; `<config>/<topic>/<group>` or `<config>/<queue>` for exporters")
     system: str = Field(description="rabbitmq, nats, redis, kafka, or what a pusher said")
     backlog: int | None = Field(description="messages waiting or in flight (not yet acknowledged)")
     consumers: int | None = Field(description="consumers attached; null when the source cannot tell")
