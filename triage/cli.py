@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from triage import logsetup
+from triage.durations import parse_duration
 from triage.errors import ConfigError, TriageError
 from triage.settings import Settings, load_settings
 
@@ -53,7 +55,57 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", metavar="FILE")
     check.add_argument("--store", metavar="DSN", help=argparse.SUPPRESS)
     check.add_argument("--log-level", default=None, help=argparse.SUPPRESS)
+
+    replay = sub.add_parser("replay", help="rebuild business transactions from the raw data of a time range")
+    _common(replay)
+    replay.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        type=_timestamp,
+        metavar="T",
+        help="start, ISO 8601 (2026-11-24T09:00:00Z) or relative (-6h, -2d)",
+    )
+    replay.add_argument(
+        "--to", dest="end", type=_timestamp, metavar="T", default=None, help="end, same forms (default now)"
+    )
+    replay.add_argument(
+        "--api", metavar="URL", help="a running server to ask (default: the configured host:port when it answers)"
+    )
+    for register in _part_commands():
+        register(sub, _common, _serving)
     return parser
+
+
+def _part_commands() -> list[Any]:
+    """Commands that other parts contribute (demo, report, rules), each from its own `cli` module."""
+    import importlib
+
+    found = []
+    for module in ("simulator.cli", "dashboards.cli", "alerts.cli"):
+        try:
+            found.append(importlib.import_module(module).register)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return found
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO 8601 time (UTC unless it says otherwise) or a relative one: -90m, -6h, -2d."""
+    text = text.strip()
+    if text.startswith("-") and text[1:]:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=parse_duration(text[1:]))
+        except ValueError:
+            pass
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: write 2026-11-24T09:00:00Z or a relative -6h / -2d"
+        ) from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,13 +169,70 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "check-config": cmd_check_config}
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logsetup.configure(settings.log_level, settings.log_format)
+    end = args.end or datetime.now(UTC)
+    if end <= args.start:
+        raise ConfigError("--to must be after --from")
+    api = args.api or f"http://{settings.host}:{settings.port}"
+    with console.status(f"replaying {args.start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"):
+        result = _replay_via_api(api, args.start, end, settings) if (args.api or _answers(api)) else None
+        if result is None:
+            from correlator import Correlator
+            from triage.store import Store
+
+            store = Store(
+                settings.store,
+                cluster=settings.cluster,
+                raw_ttl_days=settings.retention.raw_days,
+                business_ttl_days=settings.retention.business_days,
+            )
+            store.migrate()
+            result = Correlator(store, settings).replay(args.start, end).__dict__
+    console.print(
+        f"replayed: {result['touched_traces']} traces, {result['events']} events, "
+        f"{result['evaluated']} transactions re-evaluated in {result['seconds']:.1f}s"
+    )
+    return 0
+
+
+def _answers(api: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{api}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _replay_via_api(api: str, start: datetime, end: datetime, settings: Settings) -> dict[str, Any]:
+    """Ask the server that holds the store to replay (the embedded store allows one process)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
+    try:
+        response = httpx.post(
+            f"{api}/api/v1/replay",
+            params={"from": start.isoformat(), "to": end.isoformat()},
+            headers=headers,
+            timeout=3600,
+        )
+    except httpx.HTTPError as exc:
+        raise TriageError(f"cannot reach the Triage server at {api}: {exc}. Start it, or pass --api URL") from exc
+    if response.status_code != 200:
+        raise TriageError(f"the server at {api} refused the replay ({response.status_code}): {response.text[:300]}")
+    return dict(response.json())
+
+
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "check-config": cmd_check_config, "replay": cmd_replay}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "func", None) or COMMANDS[args.command]
+        return int(handler(args))
     except ConfigError as exc:
         console.print(f"[red]configuration error:[/] {exc}", highlight=False)
         return 2
