@@ -55,6 +55,7 @@ def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_da
     server = LiveServer(
         server_settings(
             chdb_path,
+            log_sources=[{"name": "mirth", "format": "mirth"}],
             workflows=[
                 {
                     "name": "supply",
@@ -116,8 +117,24 @@ def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_da
         }
         response = httpx.post(f"{server.otlp_http}/v1/logs", json=doc)
         assert response.status_code == 200
+        # Raw integration-engine lines: a log4j line with free text, then the HL7 message itself.
+        raw = f"ERROR 2026-11-24 10:15:02,123 [ADT-Inbound] channel-writer: lookup failed for {detail}\n" + adt.replace(
+            "\r", "\n"
+        )
+        response = httpx.post(
+            f"{server.api}/api/v1/logs/raw",
+            params={"source": "mirth"},
+            content=raw.encode(),
+            headers={"Content-Type": "text/plain"},
+        )
+        assert response.status_code == 200, response.text
         server.flush()
 
+        raw_rows = server.store.query(
+            "SELECT Body FROM otel_logs WHERE ResourceAttributes['log.source'] = 'mirth'"
+        ).result_rows
+        # The HL7 segments continue the log4j line (a multi-line record), PID fields tokenized.
+        assert raw_rows and any("[PHI:hl7_pid:" in r[0] for r in raw_rows), raw_rows
         leaks = scan_store(server, [*PHI.values(), "19610704", "Maribel", "12 Elm St"])
         assert leaks == {}, f"PHI stored in: {leaks}"
         rows = server.store.query(
