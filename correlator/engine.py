@@ -37,7 +37,11 @@ SELECT DISTINCT Workflow, Key FROM business_events WHERE IngestedAt >= {cycle:Da
 _AFFECTED_DUE = """
 INSERT INTO correlator_affected
 SELECT Workflow, Key FROM business_transactions FINAL
-WHERE State IN ('stalled', 'blocked') OR (State = 'in_progress' AND DueAt <= {now:DateTime64(9)})
+WHERE State = 'in_progress' AND DueAt <= {now:DateTime64(9)}
+"""
+_AFFECTED_STUCK = """
+INSERT INTO correlator_affected
+SELECT Workflow, Key FROM business_transactions FINAL WHERE State IN ('stalled', 'blocked')
 """
 _AFFECTED_RANGE = """
 INSERT INTO correlator_affected
@@ -141,6 +145,7 @@ class Correlator:
         self._gauge_labels: set[tuple[str, ...]] = set()
         # One cycle at a time: cycles share the scratch tables (a replay may come from the API).
         self._lock = threading.Lock()
+        self._last_full = 0.0
 
     def watermark(self) -> datetime:
         row = self.store.query(_LOAD_WATERMARK, {"name": WATERMARK}).first_row
@@ -177,6 +182,11 @@ class Correlator:
         s = self.store
         s.command("TRUNCATE TABLE correlator_affected")
         s.command(_AFFECTED_NEW, {"cycle": cycle_start})
+        # Stuck transactions are re-judged now and then (their cause may change with dependency
+        # health); open ones whose next step fell due are judged every cycle.
+        if replay is not None or time.monotonic() - self._last_full >= self.settings.correlation.reevaluate:
+            s.command(_AFFECTED_STUCK)
+            self._last_full = time.monotonic()
         s.command(_AFFECTED_DUE, {"now": now})
         if replay is not None:
             s.command(_AFFECTED_RANGE, {"start": replay[0], "end": replay[1]})

@@ -246,7 +246,8 @@ class Alerts(_Model):
 class Correlation(_Model):
     interval: Duration = 5.0
     settle: Duration = 1.0
-    overlap: Duration = 30.0
+    overlap: Duration = 5.0
+    reevaluate: Duration = 30.0
     lookback: Duration = 86400.0 * 7
     hop_rounds: int = Field(default=3, ge=1, le=10)
     transformation_patterns: list[str] = Field(
