@@ -197,6 +197,7 @@ def under_load(rate: int, seconds: float, data_dir: Path, config_file: Path) -> 
     api = f"http://127.0.0.1:{ports['api']}"
     lags: list[float] = []
     detections: list[float] = []
+    cycle = float("nan")
     try:
         _wait_ready(api)
         queue: Any = multiprocessing.get_context("spawn").Queue()
@@ -239,6 +240,7 @@ def under_load(rate: int, seconds: float, data_dir: Path, config_file: Path) -> 
         except subprocess.TimeoutExpired:
             server.kill()
     return {
+        "cycle_mean_s": cycle,
         "lag_p50": _pct(lags, 50),
         "lag_p95": _pct(lags, 95),
         "lag_samples": len(lags),
