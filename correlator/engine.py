@@ -55,7 +55,7 @@ WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 ORDER BY Workflow, Key, At
 """
 _PREVIOUS = """
-SELECT Workflow, Key, CauseKind, CauseComponent, Version FROM business_transactions FINAL
+SELECT Workflow, Key, CauseKind, CauseComponent, Version, State FROM business_transactions FINAL
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 """
 _HEALTH = """
@@ -72,6 +72,12 @@ FROM (
     WHERE Timestamp >= {since:DateTime64(9)} AND SpanKind IN ('Server', 'Client', 'Consumer', 'Internal')
 )
 GROUP BY component
+"""
+_WINDOW_LAG = """
+SELECT round(dateDiff('millisecond', TriageIngestedAt, {done:DateTime64(3)}) / 250) / 4 AS lag, count()
+FROM otel_traces
+WHERE TriageIngestedAt > {lo:DateTime64(3)} AND TriageIngestedAt <= {hi:DateTime64(3)}
+GROUP BY lag
 """
 _STATES = """
 SELECT Workflow, State, Criticality, count(), sum(Value) FROM business_transactions FINAL
@@ -146,6 +152,7 @@ class Correlator:
         # One cycle at a time: cycles share the scratch tables (a replay may come from the API).
         self._lock = threading.Lock()
         self._last_full = 0.0
+        self._previous_hi = EPOCH
 
     def watermark(self) -> datetime:
         row = self.store.query(_LOAD_WATERMARK, {"name": WATERMARK}).first_row
@@ -193,6 +200,8 @@ class Correlator:
         evaluated = self._evaluate(now)
         if replay is None:
             s.insert("correlator_state", [[WATERMARK, hi]], ["Name", "Watermark"])
+            self._observe_lag(max(lo, self._previous_hi), hi)
+            self._previous_hi = hi
         self._update_gauges()
         seconds = time.perf_counter() - started
         metrics.CYCLE_SECONDS.observe(seconds)
@@ -203,11 +212,20 @@ class Correlator:
             metrics.LAG.set(max(0.0, (utcnow() - newest).total_seconds()) if newest > hi else 0.0)
         return CycleResult(lo, hi, stats.touched_traces, stats.events, evaluated, seconds)
 
+    def _observe_lag(self, lo: datetime, hi: datetime) -> None:
+        """Per span first processed in this cycle: ingested → its transaction's state written."""
+        if lo <= EPOCH:
+            return
+        rows = self.store.query(_WINDOW_LAG, {"lo": lo, "hi": hi, "done": utcnow()}).result_rows
+        for lag, count in rows:
+            for _ in range(min(int(count), 100_000)):
+                metrics.SPAN_LAG.observe(max(0.0, float(lag)))
+
     def _evaluate(self, now: datetime) -> int:
         events = self._load_events()
         if not events:
             return 0
-        previous = {(r[0], r[1]): (r[2], r[3], r[4]) for r in self.store.query(_PREVIOUS).result_rows}
+        previous = {(r[0], r[1]): (r[2], r[3], r[5]) for r in self.store.query(_PREVIOUS).result_rows}
         health = self._health(now)
         queues = self._queues()
         version = time.time_ns()
@@ -230,6 +248,14 @@ class Correlator:
                 self.settings.correlation.dependency_min_errors,
             )
             verdict = evaluate(workflow, evs, ctx)
+            before = previous.get((workflow_name, key))
+            if (
+                verdict.state in STUCK
+                and verdict.due_at
+                and verdict.due_at <= now
+                and (before is None or before[2] not in STUCK)
+            ):
+                metrics.DETECTION.observe(max(0.0, (min(now, utcnow()) - verdict.due_at).total_seconds()))
             tx_rows.append(
                 self._row(
                     workflow,
@@ -399,6 +425,7 @@ class Correlator:
         """Cycle every `correlation.interval` until `stop` is set; a failed cycle is logged and retried."""
         interval = self.settings.correlation.interval
         while not stop.is_set():
+            began = time.monotonic()
             try:
                 result = await asyncio.to_thread(self.run_once)
                 if result.events or result.evaluated:
@@ -413,6 +440,7 @@ class Correlator:
                 metrics.ERRORS.inc()
                 log.exception("event=correlation_cycle_failed")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+                # Cycles start every `interval`; a cycle that took longer is followed at once.
+                await asyncio.wait_for(stop.wait(), timeout=max(0.05, interval - (time.monotonic() - began)))
             except TimeoutError:
                 pass

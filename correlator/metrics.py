@@ -24,3 +24,14 @@ STUCK_BY_CAUSE = Gauge(
     "Stuck transactions by cause",
     ["workflow", "cause_kind", "cause_component"],
 )
+_LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 120, 300)
+SPAN_LAG = Histogram(
+    "triage_correlator_span_lag_seconds",
+    "Span received (ingested) to its transaction's state written, per span",
+    buckets=_LATENCY_BUCKETS,
+)
+DETECTION = Histogram(
+    "triage_correlator_detection_seconds",
+    "SLA breach (due time) to the transaction judged stalled or blocked",
+    buckets=_LATENCY_BUCKETS,
+)
