@@ -9,31 +9,54 @@ from correlator.priority import period_close_factor, score
 from triage.settings import Workflow
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-WORKFLOW = Workflow.model_validate({
-    "name": "procure_to_pay",
-    "keys": ["erp.po_number"],
-    "steps": [
-        {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
-        {"name": "budget_approval", "match": {"service": "approval-saas"}, "human": True,
-         "sla": {"normal": "8h", "critical": "1h"}},
-        {"name": "po_created", "match": {"span_name": "create PO"}, "sla": {"normal": "30m"}},
-        {"name": "po_sent", "match": {"span_name": "send PO"}, "optional": False, "sla": {"normal": "1h"}},
-    ],
-    "terminal": ["po_sent"],
-})
+WORKFLOW = Workflow.model_validate(
+    {
+        "name": "procure_to_pay",
+        "keys": ["erp.po_number"],
+        "steps": [
+            {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
+            {
+                "name": "budget_approval",
+                "match": {"service": "approval-saas"},
+                "human": True,
+                "sla": {"normal": "8h", "critical": "1h"},
+            },
+            {"name": "po_created", "match": {"span_name": "create PO"}, "sla": {"normal": "30m"}},
+            {"name": "po_sent", "match": {"span_name": "send PO"}, "optional": False, "sla": {"normal": "1h"}},
+        ],
+        "terminal": ["po_sent"],
+    }
+)
 
 
 def ev(step: str, minutes: float, **kw: object) -> Event:
-    base: dict[str, object] = dict(step=step, at=T0 + timedelta(minutes=minutes), source="span", service="erp",
-                                   trace_id="t1", span_kind="Server", status="ok", failure=False, detail="", peer="",
-                                   destination="", message_id="", facility="STM-ICU", value=182000.0)
+    base: dict[str, object] = dict(
+        step=step,
+        at=T0 + timedelta(minutes=minutes),
+        source="span",
+        service="erp",
+        trace_id="t1",
+        span_kind="Server",
+        status="ok",
+        failure=False,
+        detail="",
+        peer="",
+        destination="",
+        message_id="",
+        facility="STM-ICU",
+        value=182000.0,
+    )
     base.update(kw)
     return Event(**base)  # type: ignore[arg-type]
 
 
 def ctx(minutes: float, criticality: str = "critical", **kw: object) -> Context:
-    return Context(now=T0 + timedelta(minutes=minutes), criticality=criticality,
-                   health=kw.get("health", {}), queues=kw.get("queues", {}))  # type: ignore[arg-type]
+    return Context(
+        now=T0 + timedelta(minutes=minutes),
+        criticality=criticality,
+        health=kw.get("health", {}),
+        queues=kw.get("queues", {}),
+    )  # type: ignore[arg-type]
 
 
 def test_completed_at_terminal_step() -> None:
@@ -58,23 +81,37 @@ def test_events_in_any_order_give_the_same_verdict() -> None:
 
 
 def test_own_failing_calls_block_before_the_sla() -> None:
-    events = [ev("requisition", 0), ev("", 1, span_kind="Client", status="error", peer="approval-saas",
-                                          detail="HTTP 503")]
+    events = [
+        ev("requisition", 0),
+        ev("", 1, span_kind="Client", status="error", peer="approval-saas", detail="HTTP 503"),
+    ]
     v = evaluate(WORKFLOW, events, ctx(2))
     assert v.state == "blocked" and v.cause is not None
     assert (v.cause.kind, v.cause.component, v.cause.detail) == ("dependency_error", "approval-saas", "HTTP 503")
 
 
 def test_a_successful_retry_clears_the_error() -> None:
-    events = [ev("requisition", 0),
-              ev("", 1, span_kind="Client", status="error", peer="approval-saas"),
-              ev("", 2, span_kind="Client", status="ok", peer="approval-saas")]
+    events = [
+        ev("requisition", 0),
+        ev("", 1, span_kind="Client", status="error", peer="approval-saas"),
+        ev("", 2, span_kind="Client", status="ok", peer="approval-saas"),
+    ]
     assert evaluate(WORKFLOW, events, ctx(3)).state == "in_progress"
 
 
 def test_transformation_failure_fails_the_transaction() -> None:
-    events = [ev("requisition", 0), ev("", 5, source="log", service="supplier-orders", status="error", failure=True,
-                                        detail="mapping failed: missing UOM")]
+    events = [
+        ev("requisition", 0),
+        ev(
+            "",
+            5,
+            source="log",
+            service="supplier-orders",
+            status="error",
+            failure=True,
+            detail="mapping failed: missing UOM",
+        ),
+    ]
     v = evaluate(WORKFLOW, events, ctx(6))
     assert v.state == "failed" and v.cause is not None
     assert (v.cause.kind, v.cause.component) == ("transformation_failed", "supplier-orders")

@@ -35,23 +35,34 @@ AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 def workflow_config(queue: str) -> dict[str, Any]:
     return {
-        "facilities": [{"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"},
-                       {"id": "CLN-04", "name": "Eastside Clinic", "criticality": "normal"}],
-        "workflows": [{
-            "name": "procure_to_pay",
-            "keys": ["erp.po_number", "po.number"],
-            "key_patterns": [r"\bPO[- ]?(\d{10})\b"],
-            "facility": "facility.id",
-            "value": "erp.amount",
-            "steps": [
-                {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
-                {"name": "budget_approval", "match": {"service": "approval-saas", "span_name": "approve"},
-                 "human": True, "sla": {"normal": "8h", "critical": "1h"}},
-                {"name": "po_sent", "match": {"attributes": {"messaging.destination.name": "erp.po.out"},
-                                              "kind": "producer"}, "sla": {"normal": "30m"}},
-            ],
-            "terminal": ["po_sent"],
-        }],
+        "facilities": [
+            {"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"},
+            {"id": "CLN-04", "name": "Eastside Clinic", "criticality": "normal"},
+        ],
+        "workflows": [
+            {
+                "name": "procure_to_pay",
+                "keys": ["erp.po_number", "po.number"],
+                "key_patterns": [r"\bPO[- ]?(\d{10})\b"],
+                "facility": "facility.id",
+                "value": "erp.amount",
+                "steps": [
+                    {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
+                    {
+                        "name": "budget_approval",
+                        "match": {"service": "approval-saas", "span_name": "approve"},
+                        "human": True,
+                        "sla": {"normal": "8h", "critical": "1h"},
+                    },
+                    {
+                        "name": "po_sent",
+                        "match": {"attributes": {"messaging.destination.name": "erp.po.out"}, "kind": "producer"},
+                        "sla": {"normal": "30m"},
+                    },
+                ],
+                "terminal": ["po_sent"],
+            }
+        ],
         "queues": [{"name": "approvals", "kind": "rabbitmq", "url": AMQP, "queue": queue, "interval": "1s"}],
         "correlation": {"enabled": False, "settle": 0.5},
     }
@@ -73,29 +84,45 @@ class Estate:
 
     def tracer(self, service: str) -> Tracer:
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{self.server.otlp_http}/v1/traces")))
+        provider.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{self.server.otlp_http}/v1/traces"))
+        )
         self.providers.append(provider)
         return provider.get_tracer("scenario")
 
-    def requisition(self, po: str, facility: str = "STM-ICU", amount: float = 182000.0, start: int | None = None) -> None:
-        with self.erp.start_as_current_span("POST /requisitions", kind=SpanKind.SERVER, start_time=start,
-                                            attributes={"erp.po_number": po, "facility.id": facility,
-                                                        "erp.amount": amount}):
+    def requisition(
+        self, po: str, facility: str = "STM-ICU", amount: float = 182000.0, start: int | None = None
+    ) -> None:
+        with self.erp.start_as_current_span(
+            "POST /requisitions",
+            kind=SpanKind.SERVER,
+            start_time=start,
+            attributes={"erp.po_number": po, "facility.id": facility, "erp.amount": amount},
+        ):
             pass
 
     def request_approval(self, po: str, facility: str = "STM-ICU") -> str:
         """requisition, then publish the approval request to RabbitMQ with the trace context in its headers."""
         message_id = f"msg-{po}"
-        with self.erp.start_as_current_span("POST /requisitions", kind=SpanKind.SERVER,
-                                            attributes={"erp.po_number": po, "facility.id": facility,
-                                                        "erp.amount": 182000.0}):
-            with self.erp.start_as_current_span(f"{self.queue} publish", kind=SpanKind.PRODUCER, attributes={
-                    "messaging.system": "rabbitmq", "messaging.destination.name": self.queue,
-                    "messaging.message.id": message_id}):
+        with self.erp.start_as_current_span(
+            "POST /requisitions",
+            kind=SpanKind.SERVER,
+            attributes={"erp.po_number": po, "facility.id": facility, "erp.amount": 182000.0},
+        ):
+            with self.erp.start_as_current_span(
+                f"{self.queue} publish",
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.destination.name": self.queue,
+                    "messaging.message.id": message_id,
+                },
+            ):
                 headers: dict[str, str] = {}
                 inject(headers)
-                self.channel.basic_publish("", self.queue, po.encode(),
-                                           pika.BasicProperties(headers=headers, message_id=message_id))
+                self.channel.basic_publish(
+                    "", self.queue, po.encode(), pika.BasicProperties(headers=headers, message_id=message_id)
+                )
         return message_id
 
     def receive_approval_request(self, link_only: bool = False) -> tuple[str, Any]:
@@ -106,14 +133,23 @@ class Estate:
         from opentelemetry.trace import get_current_span
 
         producer = get_current_span(parent).get_span_context()
-        attrs = {"messaging.system": "rabbitmq", "messaging.destination.name": self.queue,
-                 "messaging.message.id": properties.message_id}
+        attrs = {
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": self.queue,
+            "messaging.message.id": properties.message_id,
+        }
         if link_only:
-            span = self.saas.start_span(f"{self.queue} receive", kind=SpanKind.CONSUMER, links=[Link(producer)],
-                                        attributes=attrs, context=otel_context.Context())
+            span = self.saas.start_span(
+                f"{self.queue} receive",
+                kind=SpanKind.CONSUMER,
+                links=[Link(producer)],
+                attributes=attrs,
+                context=otel_context.Context(),
+            )
         else:
-            span = self.saas.start_span(f"{self.queue} receive", kind=SpanKind.CONSUMER, context=parent,
-                                        attributes=attrs)
+            span = self.saas.start_span(
+                f"{self.queue} receive", kind=SpanKind.CONSUMER, context=parent, attributes=attrs
+            )
         span.end()
         return body.decode(), span
 
@@ -176,10 +212,14 @@ def test_procure_to_pay_scenarios_match_ground_truth(scenario: tuple[LiveServer,
     # PO 3: the approval request sits in the queue (nobody consumes it).
     estate.request_approval("4500000003")
     # PO 4: the ERP's own call to approval-saas fails with 503.
-    with estate.erp.start_as_current_span("POST /requisitions", kind=SpanKind.SERVER,
-                                          attributes={"erp.po_number": "4500000004", "facility.id": "STM-ICU"}):
-        with estate.erp.start_as_current_span("POST approval-saas /requests", kind=SpanKind.CLIENT, attributes={
-                "peer.service": "approval-saas", "http.response.status_code": 503}) as call:
+    with estate.erp.start_as_current_span(
+        "POST /requisitions", kind=SpanKind.SERVER, attributes={"erp.po_number": "4500000004", "facility.id": "STM-ICU"}
+    ):
+        with estate.erp.start_as_current_span(
+            "POST approval-saas /requests",
+            kind=SpanKind.CLIENT,
+            attributes={"peer.service": "approval-saas", "http.response.status_code": 503},
+        ) as call:
             call.set_status(Status(StatusCode.ERROR, "approval-saas returned 503 Service Unavailable"))
     # PO 5: the integration engine cannot map the supplier's message; its log has the PO but no trace id.
     estate.requisition("4500000005", facility="CLN-04", amount=950.0)
@@ -189,14 +229,17 @@ def test_procure_to_pay_scenarios_match_ground_truth(scenario: tuple[LiveServer,
     engine_log.propagate = False
     handler = LoggingHandler(logger_provider=logs)
     engine_log.addHandler(handler)
-    engine_log.error("channel supplier-orders: mapping failed for PO 4500000005: missing field UOM",
-                     extra={"channel": "supplier-orders"})
+    engine_log.error(
+        "channel supplier-orders: mapping failed for PO 4500000005: missing field UOM",
+        extra={"channel": "supplier-orders"},
+    )
     # PO 8: just started, healthy.
     estate.requisition("4500000008")
     # An unrelated service fails a lot: it must not be blamed for anything.
     for _ in range(10):
-        with estate.inventory.start_as_current_span("GET /stock", kind=SpanKind.SERVER,
-                                                    attributes={"http.response.status_code": 503}) as bad:
+        with estate.inventory.start_as_current_span(
+            "GET /stock", kind=SpanKind.SERVER, attributes={"http.response.status_code": 503}
+        ) as bad:
             bad.set_status(Status(StatusCode.ERROR, "inventory db down"))
 
     cycle(server, correlator)
@@ -247,15 +290,17 @@ def test_link_only_hop_late_span_and_duplicates(scenario: tuple[LiveServer, Esta
     estate.approve_and_send(consumer, with_key=False)
     # PO 6: the approval arrives first...
     t0 = time.time_ns() - 600 * 10**9
-    with estate.saas.start_as_current_span("approve", kind=SpanKind.SERVER, start_time=t0 + 60 * 10**9,
-                                           attributes={"po.number": "4500000006"}):
+    with estate.saas.start_as_current_span(
+        "approve", kind=SpanKind.SERVER, start_time=t0 + 60 * 10**9, attributes={"po.number": "4500000006"}
+    ):
         pass
     cycle(server, correlator)
     first = states(server)
     assert verdict(first["4500000009"]) == ("completed", None, None)
     assert first["4500000006"]["current_step"] == "budget_approval"
     assert first["4500000006"]["started_at"].startswith(
-        datetime.fromtimestamp((t0 + 60 * 10**9) / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        datetime.fromtimestamp((t0 + 60 * 10**9) / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    )
 
     # ...the requisition, which happened a minute earlier, arrives late; and everything is delivered twice.
     estate.requisition("4500000006", start=t0)
@@ -264,7 +309,8 @@ def test_link_only_hop_late_span_and_duplicates(scenario: tuple[LiveServer, Esta
     correlator.run_once()
     second = states(server)
     assert second["4500000006"]["started_at"].startswith(
-        datetime.fromtimestamp(t0 / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S")), "late data moves the start back"
+        datetime.fromtimestamp(t0 / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    ), "late data moves the start back"
     assert second["4500000006"]["current_step"] == "budget_approval"
     detail = httpx.get(f"{server.api}/api/v1/transactions/procure_to_pay/4500000006").json()
     assert [t["step"] for t in detail["timeline"] if t["step"]].count("requisition") == 2, "two distinct spans"
@@ -286,8 +332,38 @@ def test_background_correlator_in_serve_reaches_the_api(chdb_path: Path) -> None
             found = states(server)
         assert verdict(found["4500000077"]) == ("in_progress", None, None)
         metrics = httpx.get(f"{server.api}/metrics").text
-        assert 'triage_transactions{criticality="critical",state="in_progress",workflow="procure_to_pay"} 1.0' in metrics
+        assert (
+            'triage_transactions{criticality="critical",state="in_progress",workflow="procure_to_pay"} 1.0' in metrics
+        )
         assert "triage_correlator_lag_seconds" in metrics
     finally:
         estate.close()
         server.stop()
+
+
+def test_replay_rebuilds_lost_transactions_through_the_api(scenario: tuple[LiveServer, Estate, Correlator]) -> None:
+    server, estate, correlator = scenario
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    estate.request_approval("4500000031")
+    _, consumer = estate.receive_approval_request()
+    estate.approve_and_send(consumer, with_key=False)
+    estate.requisition("4500000032")
+    cycle(server, correlator)
+    before = {k: verdict(v) for k, v in states(server).items()}
+    assert before == {"4500000031": ("completed", None, None), "4500000032": ("in_progress", None, None)}
+
+    for table in ("business_transactions", "business_events", "trace_keys", "trace_edges"):
+        server.store.command(f"TRUNCATE TABLE {table}")
+    assert states(server) == {}
+    response = httpx.post(
+        f"{server.api}/api/v1/replay",
+        params={"from": started.isoformat(), "to": datetime.now(UTC).isoformat()},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["evaluated"] == 2
+    assert {k: verdict(v) for k, v in states(server).items()} == before
+    bad = httpx.post(
+        f"{server.api}/api/v1/replay", params={"from": "2026-11-25T10:00:00Z", "to": "2026-11-25T09:00:00Z"}
+    )
+    assert bad.status_code == 422 and "`to` must be after `from`" in bad.text

@@ -175,6 +175,12 @@ def test_serve_flushes_on_sigterm_and_data_survives_restart(tmp_path: Path) -> N
         assert ready["pending_migrations"] == [] and ready["store_reachable"] is True
         docs = httpx.get(f"http://127.0.0.1:{ports['api']}/openapi.json").json()
         assert "/api/v1/traces/{trace_id}" in docs["paths"]
+        # The server holds the embedded store, so `triage replay` asks it over the API.
+        replay = run("replay", "--from", "-1h", "--api", f"http://127.0.0.1:{ports['api']}")
+        assert replay.returncode == 0, replay.stderr
+        assert "replayed:" in replay.stderr and "traces" in replay.stderr
+        bad = run("replay", "--from", "yesterday")
+        assert bad.returncode == 2 and "is not a time" in bad.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
