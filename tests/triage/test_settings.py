@@ -102,3 +102,24 @@ def test_dsn_parsing() -> None:
         parse_dsn("chdb://")
     with pytest.raises(ConfigError, match="must be letters, digits and underscores"):
         parse_dsn("http://h:8123/bad-name")
+
+
+def test_retention_change_is_applied_to_existing_tables(chdb_path: Path) -> None:
+    from tests.conftest import unique_dsn
+    from triage.store import Store
+
+    dsn = unique_dsn(chdb_path)
+    Store(dsn).migrate()
+    store = Store(dsn, raw_ttl_days=30, business_ttl_days=90)
+    store.migrate()
+    ttl = dict(
+        store.query(
+            "SELECT name, extract(engine_full, 'TTL (.*?) SETTINGS') FROM system.tables "
+            "WHERE database = currentDatabase() AND name IN ('otel_traces', 'otel_logs', 'business_transactions')"
+        ).result_rows
+    )
+    assert ttl == {
+        "otel_traces": "toDateTime(Timestamp) + toIntervalDay(30)",
+        "otel_logs": "TimestampTime + toIntervalDay(30)",
+        "business_transactions": "toDateTime(UpdatedAt) + toIntervalDay(90)",
+    }

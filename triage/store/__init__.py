@@ -130,9 +130,11 @@ class Store:
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied now."""
-        from triage.store import migrations
+        from triage.store import migrations, retention
 
-        return [f"{m.version:04d}_{m.name}" for m in migrations.apply_all(self)]
+        applied = [f"{m.version:04d}_{m.name}" for m in migrations.apply_all(self)]
+        retention.reconcile(self)
+        return applied
 
     def pending_migrations(self) -> list[str]:
         from triage.store import migrations
