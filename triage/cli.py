@@ -228,8 +228,19 @@ def _replay_via_api(api: str, start: datetime, end: datetime, settings: Settings
 COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "check-config": cmd_check_config, "replay": cmd_replay}
 
 
+def _join_relative_times(argv: Sequence[str]) -> list[str]:
+    """`--from -6h` would read as an option to argparse: pass it on as `--from=-6h`."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--from", "--to") and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
     try:
         handler = getattr(args, "func", None) or COMMANDS[args.command]
         return int(handler(args))
