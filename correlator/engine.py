@@ -205,7 +205,7 @@ class Correlator:
         self._update_gauges()
         seconds = time.perf_counter() - started
         metrics.CYCLE_SECONDS.observe(seconds)
-        metrics.EVENTS.inc(stats.events)
+        metrics.EVENTS.inc(max(0, stats.events))
         metrics.EVALUATED.inc(evaluated)
         newest = s.command("SELECT max(TriageIngestedAt) FROM otel_traces")
         if isinstance(newest, datetime) and newest > EPOCH:

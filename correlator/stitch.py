@@ -135,7 +135,7 @@ class Stitcher:
         self._span_events(since)
         self._log_events(window, since)
         touched = int(s.command("SELECT count() FROM correlator_touched"))
-        return CycleStats(touched_traces=touched, events=self._event_count() - before)
+        return CycleStats(touched_traces=touched, events=max(0, self._event_count() - before))
 
     def _event_count(self) -> int:
         return int(self.store.command("SELECT count() FROM business_events"))

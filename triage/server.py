@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 
+from alerts import run_alerts
 from collector.logs import tail_sources
 from collector.otlp_grpc import create_otlp_grpc_server
 from collector.otlp_http import create_otlp_http_app
@@ -74,7 +75,7 @@ async def serve(
             stop.set()
             break
         await asyncio.sleep(0.02)
-    tasks_to_run = [run_pollers, tail_sources, run_correlator, *(background or [])]
+    tasks_to_run = [run_pollers, tail_sources, run_correlator, run_alerts, *(background or [])]
     extra = [asyncio.create_task(fn(runtime, stop)) for fn in tasks_to_run]
     if not stop.is_set():
         log.info(

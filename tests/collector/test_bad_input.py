@@ -248,6 +248,12 @@ def test_api_keys_guard_ingest_and_api(chdb_path: Path) -> None:
         server.flush()
         assert httpx.get(trace, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert httpx.get(f"{server.api}/healthz").status_code == 200
+        # Dashboards: a browser cannot send a bearer key; ?key= once, then a cookie.
+        assert httpx.get(f"{server.api}/dashboards/").status_code == 401
+        with httpx.Client(base_url=server.api) as browser:
+            first = browser.get("/dashboards/", params={"key": "s3cret"})
+            assert first.status_code == 200 and "triage_key" in first.cookies
+            assert browser.get("/dashboards/").status_code == 200
         with grpc.insecure_channel(server.otlp_grpc) as channel:
             stub = trace_service_pb2_grpc.TraceServiceStub(channel)
             with pytest.raises(grpc.RpcError) as caught:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from triage.api import health, logs, queues, traces, transactions
+from triage.api import alerts, health, logs, queues, traces, transactions
 from triage.runtime import Runtime
+
+KEY_COOKIE = "triage_key"
 
 
 def create_api_app(runtime: Runtime) -> FastAPI:
@@ -22,15 +24,30 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     async def require_api_key(request: Request, call_next):  # type: ignore[no-untyped-def]
         path = request.url.path
         open_paths = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc")
-        if runtime.keys.enabled and not path.startswith(open_paths) and not runtime.keys.allows(request.headers):
-            return JSONResponse(
-                {"detail": runtime.keys.CHALLENGE}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-            )
-        return await call_next(request)
+        if not runtime.keys.enabled or path.startswith(open_paths) or runtime.keys.allows(request.headers):
+            return await call_next(request)
+        # Browsers cannot send a bearer key: dashboards also take it once as ?key=, kept in a cookie.
+        if path.startswith("/dashboards"):
+            given = request.query_params.get("key") or request.cookies.get(KEY_COOKIE, "")
+            if given and runtime.keys.allows({"x-api-key": given}):
+                response = await call_next(request)
+                if request.query_params.get("key"):
+                    response.set_cookie(KEY_COOKIE, given, httponly=True, samesite="strict")
+                return response
+        return JSONResponse(
+            {"detail": runtime.keys.CHALLENGE + " (dashboards: open /dashboards/?key=<key> once)"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     app.include_router(health.router)
     app.include_router(traces.router, prefix="/api/v1")
     app.include_router(queues.router, prefix="/api/v1")
     app.include_router(logs.router, prefix="/api/v1")
     app.include_router(transactions.router, prefix="/api/v1")
+    app.include_router(alerts.router, prefix="/api/v1")
+
+    from dashboards import mount_dashboards
+
+    mount_dashboards(app, runtime)
     return app

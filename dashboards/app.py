@@ -1,0 +1,93 @@
+"""The Dash app: one per process, its pages registered once, served under /dashboards/.
+
+The app is shared by every mount in the process; each mount passes its runtime (store, settings) in
+the WSGI environ, so a callback reads the store of the server that received the request.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import dash
+from dash import Dash, dcc, html
+
+from triage.runtime import Runtime
+
+PREFIX = "/dashboards/"
+RUNTIME_KEY = "triage.runtime"
+DEBUG_ENV = "TRIAGE_DASHBOARDS_DEBUG"
+NAVIGATION = (
+    ("Overview", "/"),
+    ("Workflows", "/workflow"),
+    ("Dependencies", "/dependencies"),
+    ("Alerts", "/alerts"),
+    ("Report", "/executive"),
+)
+_app: Dash | None = None
+_lock = threading.Lock()
+
+
+def dash_app() -> Dash:
+    """The process's Dash app, built on first use."""
+    global _app
+    with _lock:
+        if _app is None:
+            _app = _build()
+        return _app
+
+
+def _build() -> Dash:
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(Path(__file__).parent / "assets"),
+        requests_pathname_prefix=PREFIX,
+        routes_pathname_prefix="/",
+        serve_locally=True,
+        suppress_callback_exceptions=True,  # pages' components exist only while their page is shown
+        title="Triage",
+        update_title="",
+    )
+    # Importing a page module registers it (dash.register_page) and its callbacks.
+    from dashboards.pages import alerts, dependencies, executive, overview, transaction, workflow  # noqa: F401
+
+    app.layout = _shell
+    if os.environ.get(DEBUG_ENV):
+        # Dev tools show callback errors in the page (tests look for the error overlay).
+        app.enable_dev_tools(debug=True, dev_tools_hot_reload=False, dev_tools_serve_dev_bundles=False)
+    return app
+
+
+def _shell() -> html.Div:
+    links = [dcc.Link(name, href=dash.get_relative_path(path), className="nav-link") for name, path in NAVIGATION]
+    return html.Div(
+        [
+            html.Header(
+                [
+                    dcc.Link("Triage", href=dash.get_relative_path("/"), className="brand"),
+                    html.Nav(links, className="nav"),
+                    html.Span(
+                        "which business transactions are stuck, where, why, and what it costs", className="tagline"
+                    ),
+                ],
+                className="topbar",
+            ),
+            html.Main(dash.page_container, className="page"),
+        ]
+    )
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the server handling this request (set by mount_dashboards)."""
+    from flask import request
+
+    runtime: Any = request.environ.get(RUNTIME_KEY)
+    if runtime is None:
+        raise RuntimeError(
+            "the dashboards were served without a runtime: mount them with mount_dashboards(app, runtime)"
+        )
+    return runtime  # type: ignore[no-any-return]

@@ -1,0 +1,150 @@
+"""The data each page shows, loaded in one call: what the pages' callbacks render and bench/ times."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dashboards.filters import Filters
+from dashboards.queries import alerts as alert_queries
+from dashboards.queries import telemetry, transaction, transactions, workflow
+from triage.settings import Settings, Workflow
+from triage.store import Store
+
+log = logging.getLogger("triage.dashboards")
+
+
+@dataclass
+class Options:
+    """Choices for the filter dropdowns: configured names first, then what the store holds."""
+
+    workflows: list[str]
+    facilities: dict[str, str]  # id → name
+
+
+@dataclass
+class Overview:
+    filters: Filters
+    options: Options
+    counts: list[transactions.StateCount]
+    causes: list[transactions.CauseGroup]
+    stuck: list[transactions.Transaction]
+    queues: list[Any]  # collector.queues.QueueState
+    queue_series: dict[str, telemetry.Series]
+    services: list[telemetry.ServiceHealth]
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def total(self) -> int:
+        return sum(c.count for c in self.counts)
+
+
+@dataclass
+class TransactionView:
+    workflow: str
+    key: str
+    detail: transaction.TransactionDetail | None
+    definition: Workflow | None
+    queues: list[Any]
+    queue_series: dict[str, telemetry.Series]
+
+
+@dataclass
+class WorkflowView:
+    filters: Filters
+    options: Options
+    definition: Workflow | None
+    transitions: list[workflow.Transition]
+    step_states: list[workflow.StepState]
+    cycle_times: workflow.CycleTimes
+    throughput: workflow.Throughput
+
+
+@dataclass
+class Dependencies:
+    filters: Filters
+    services: list[telemetry.ServiceHealth]
+    queues: list[Any]
+    queue_series: dict[str, telemetry.Series]
+    hurt: list[telemetry.Hurt]
+
+
+def options(store: Store, settings: Settings) -> Options:
+    stored_workflows, stored_facilities = transactions.filter_options(store)
+    names = [w.name for w in settings.workflows]
+    names += [w for w in stored_workflows if w not in names]
+    facilities = {f.id: f.name for f in settings.facilities}
+    facilities.update({k: v for k, v in stored_facilities.items() if k not in facilities})
+    return Options(names, facilities)
+
+
+def queue_states(store: Store, settings: Settings) -> list[Any]:
+    """Every queue's current state from the collector's public function; [] when it cannot say."""
+    try:
+        from collector.queues import current_queue_states
+    except ImportError:  # a build without queue polling
+        return []
+    return list(current_queue_states(store, settings))
+
+
+def overview(store: Store, settings: Settings, filters: Filters) -> Overview:
+    since = filters.since()
+    return Overview(
+        filters=filters,
+        options=options(store, settings),
+        counts=transactions.state_counts(store, filters),
+        causes=transactions.cause_groups(store, filters),
+        stuck=transactions.top_stuck(store, filters),
+        queues=queue_states(store, settings),
+        queue_series=telemetry.queue_series(store, since, filters.seconds),
+        services=telemetry.service_health(store, since, filters.seconds),
+    )
+
+
+def workflow_definition(settings: Settings, name: str) -> Workflow | None:
+    return next((w for w in settings.workflows if w.name == name), None)
+
+
+def transaction_view(store: Store, settings: Settings, workflow_name: str, key: str) -> TransactionView:
+    detail = transaction.transaction_detail(store, workflow_name, key) if workflow_name and key else None
+    waits_in = {str(c.evidence.get("queue") or c.component) for c in detail.causes if c.active} if detail else set()
+    queues = [q for q in queue_states(store, settings) if waits_in & {q.name, q.destination}] if waits_in else []
+    series: dict[str, telemetry.Series] = {}
+    if queues and detail is not None:
+        start = min(detail.transaction.started_at, datetime.now(UTC))
+        window = max(3600, int((datetime.now(UTC) - start).total_seconds()))
+        every = telemetry.queue_series(store, start, window)
+        series = {q.name: every[q.name] for q in queues if q.name in every}
+    return TransactionView(workflow_name, key, detail, workflow_definition(settings, workflow_name), queues, series)
+
+
+def workflow_view(store: Store, settings: Settings, filters: Filters) -> WorkflowView:
+    opts = options(store, settings)
+    if not filters.workflow and opts.workflows:
+        filters = filters.with_values(workflow=opts.workflows[0])
+    return WorkflowView(
+        filters=filters,
+        options=opts,
+        definition=workflow_definition(settings, filters.workflow),
+        transitions=workflow.transitions(store, filters.workflow, filters.since()) if filters.workflow else [],
+        step_states=workflow.step_states(store, filters) if filters.workflow else [],
+        cycle_times=workflow.cycle_times(store, filters),
+        throughput=workflow.throughput(store, filters),
+    )
+
+
+def dependencies(store: Store, settings: Settings, filters: Filters) -> Dependencies:
+    since = filters.since()
+    return Dependencies(
+        filters=filters,
+        services=telemetry.service_health(store, since, filters.seconds, latency=True),
+        queues=queue_states(store, settings),
+        queue_series=telemetry.queue_series(store, since, filters.seconds),
+        hurt=telemetry.hurt_workflows(store),
+    )
+
+
+def alerts(store: Store, filters: Filters | None = None) -> alert_queries.AlertsView:
+    return alert_queries.alerts_view(store, (filters or Filters()).since())

@@ -1,0 +1,175 @@
+"""Transaction drill-down: the step timeline against SLAs, each hop with its trace, logs, cause and queue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+import dash
+from dash import Input, Output, State, callback, dcc, html
+
+from dashboards import data, figures
+from dashboards import format as fmt
+from dashboards.app import current_runtime
+from dashboards.queries.transaction import CauseRecord
+from dashboards.widgets import badge, empty_state, section, sparkline, table, trace_link
+
+
+def layout(workflow: str | None = None, key: str | None = None, **_: Any) -> html.Div:
+    ident = {"workflow": unquote(workflow or ""), "key": unquote(key or "")}
+    return html.Div(
+        [
+            dcc.Link("← overview", href=dash.get_relative_path("/"), className="back"),
+            dcc.Store(id="transaction-ident", data=ident),
+            dcc.Interval(id="transaction-refresh", interval=60_000),
+            dcc.Loading(html.Div(id="transaction-content", className="content"), delay_show=400),
+        ]
+    )
+
+
+@callback(
+    Output("transaction-content", "children"),
+    Input("transaction-refresh", "n_intervals"),
+    State("transaction-ident", "data"),
+)
+def refresh(_: int | None, ident: dict[str, str]) -> list[Any]:
+    runtime = current_runtime()
+    view = data.transaction_view(runtime.store, runtime.settings, ident["workflow"], ident["key"])
+    if view.detail is None:
+        return [
+            empty_state(
+                f"No {view.workflow or 'such'} transaction with key {view.key!r}",
+                "It may not be correlated yet (the correlator runs every few seconds), it may be older than the "
+                "retention, or the key may be mistyped.",
+                dcc.Link("Back to the overview", href=dash.get_relative_path("/")),
+                id="transaction-missing",
+            )
+        ]
+    d = view.detail
+    tx = d.transaction
+    return [
+        _header(view),
+        section(
+            "Steps against their SLAs",
+            dcc.Graph(figure=figures.step_timeline(view.definition, d.events, tx), config={"displayModeBar": False}),
+            id="timeline",
+            note="bar = time from the previous step; red = past its SLA; | = SLA due",
+        ),
+        section("Cause", _causes(d.causes), id="causes"),
+        section("Queue it waits in", _queues(view), id="waiting-queue") if view.queues else html.Div(),
+        section("Hops", _hops(view), id="hops", note=f"{len(d.events)} events from {len(d.trace_ids)} traces"),
+        section("Logs", _logs(view), id="logs"),
+    ]
+
+
+def _header(view: data.TransactionView) -> html.Div:
+    assert view.detail is not None
+    tx = view.detail.transaction
+    waiting = ""
+    if tx.state != "completed" and tx.next_step:
+        due = f", due {fmt.when(tx.due_at)}" if tx.due_at else ""
+        waiting = f"; waiting {fmt.ago(tx.updated_at)} for {tx.next_step}{due}"
+    facts = (
+        f"{tx.facility_name or tx.facility or 'unknown facility'} ({tx.criticality}) · {fmt.money(tx.value)} · "
+        f"started {fmt.when(tx.started_at)} · at {tx.current_step or 'no step yet'}{waiting}"
+    )
+    cause = (
+        f"{tx.state.capitalize()}: {tx.cause_kind.replace('_', ' ')} on {tx.cause_component} — {tx.cause_detail}"
+        if tx.cause_kind
+        else ""
+    )
+    return html.Div(
+        [
+            html.H1([f"{tx.key} ", html.Small(tx.workflow), " ", badge(tx.state)], id="transaction-title"),
+            html.P(facts, className="headline"),
+            html.P(cause, className="cause-line", id="transaction-cause") if cause else html.Div(),
+            html.P(f"priority {tx.priority:.1f}", className="muted"),
+        ]
+    )
+
+
+def _causes(causes: list[CauseRecord]) -> html.Div:
+    if not causes:
+        return empty_state("No cause recorded", "Triage names a cause once a transaction stalls, blocks or fails.")
+    items = []
+    for c in causes:
+        traces = [trace_link(t) for t in c.evidence.get("trace_ids", []) if isinstance(t, str)]
+        evidence = {k: v for k, v in c.evidence.items() if k != "trace_ids"}
+        items.append(
+            html.Div(
+                [
+                    html.Div(
+                        [
+                            badge(c.kind if c.active else "completed", c.kind.replace("_", " ")),
+                            html.B(f" {c.component} "),
+                            html.Span("active" if c.active else "resolved", className="muted"),
+                            html.Span(f" since {fmt.when(c.since)}" if c.since else ""),
+                        ]
+                    ),
+                    html.P(c.detail),
+                    html.Div(["traces: ", *traces], className="evidence-traces") if traces else html.Div(),
+                    html.Pre(json.dumps(evidence, indent=2, default=str), className="evidence") if evidence else "",
+                ],
+                className="cause-record",
+            )
+        )
+    return html.Div(items)
+
+
+def _queues(view: data.TransactionView) -> html.Table:
+    rows = []
+    for q in view.queues:
+        series = view.queue_series.get(q.name)
+        rows.append(
+            [
+                q.name,
+                q.system,
+                badge(q.status),
+                fmt.count(q.backlog) if q.backlog is not None else "—",
+                q.consumers if q.consumers is not None else "—",
+                fmt.duration(q.oldest_age_seconds),
+                q.detail,
+                sparkline(figures.sparkline_svg(series.values), "backlog") if series else "",
+            ]
+        )
+    return table(
+        ["queue", "system", "status", "backlog", "consumers", "oldest", "why", "backlog trend"], rows, numeric=(3, 4, 5)
+    )
+
+
+def _hops(view: data.TransactionView) -> html.Table | html.Div:
+    assert view.detail is not None
+    if not view.detail.events:
+        return empty_state("No events", "No span or log of this transaction is stored any more.")
+    rows = [
+        [
+            fmt.when(e.at),
+            e.step or "—",
+            e.service,
+            e.kind or e.source,
+            badge("failed" if e.failure or e.status == "error" else "ok", "error" if e.status == "error" else e.status),
+            e.peer or e.destination or "",
+            e.detail[:160],
+            trace_link(e.trace_id),
+        ]
+        for e in view.detail.events
+    ]
+    return table(["at", "step", "service", "kind", "status", "peer / queue", "detail", "trace"], rows, id="hops-table")
+
+
+def _logs(view: data.TransactionView) -> html.Table | html.Div:
+    assert view.detail is not None
+    if not view.detail.logs:
+        return empty_state("No logs joined", "No stored log line carries one of this transaction's trace ids.")
+    rows = [[fmt.when(g.at), g.severity, g.service, g.body[:300], trace_link(g.trace_id)] for g in view.detail.logs]
+    return table(["at", "severity", "service", "message", "trace"], rows, id="logs-table")
+
+
+dash.register_page(
+    __name__,
+    path_template="/transaction/<workflow>/<key>",
+    name="Transaction",
+    title=lambda workflow=None, key=None: f"Triage · {unquote(key or '')}",
+    layout=layout,
+)

@@ -1,0 +1,262 @@
+"""The executive workflow-stall report: findings in plain language first, then charts and tables.
+
+One model feeds the report page, the HTML document and the PDF, so they always say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+
+from dashboards import format as fmt
+from dashboards.queries import report as q
+from triage.durations import parse_duration
+from triage.settings import Settings
+from triage.store import Store
+
+PERIODS = ("24h", "7d", "14d", "30d", "90d")
+MAX_PERIOD = 400 * 86_400
+
+
+@dataclass
+class ReportChart:
+    title: str
+    caption: str
+    figure: go.Figure
+
+
+@dataclass
+class ReportTable:
+    title: str
+    headers: list[str]
+    rows: list[list[Any]]
+    numeric: tuple[int, ...] = ()
+
+
+@dataclass
+class Report:
+    period: str
+    start: datetime
+    end: datetime
+    generated_at: datetime
+    summary: list[str]
+    charts: list[ReportChart] = field(default_factory=list)
+    tables: list[ReportTable] = field(default_factory=list)
+    empty: bool = False
+    empty_hint: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"Workflow stalls, {self.start:%b %d} – {self.end:%b %d %Y}"
+
+    @property
+    def subtitle(self) -> str:
+        generated = f"{self.generated_at:%Y-%m-%d %H:%M} UTC"
+        return f"last {self.period}, compared with the {self.period} before; generated {generated}"
+
+
+def parse_period(text: str) -> str:
+    """A period such as 7d or 24h; ValueError with the fix when it is not one."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"period {text!r} is not a duration: write 7d, 14d, 30d or 24h") from exc
+    if not 3600 <= seconds <= MAX_PERIOD:
+        raise ValueError(f"period {text!r} must be between 1h and 400d")
+    return text.strip()
+
+
+def targets(settings: Settings) -> dict[str, float]:
+    """End-to-end target per "workflow|criticality": the sum of its steps' SLAs for that tier."""
+    out = {}
+    for w in settings.workflows:
+        for tier in ("critical", "high", "normal"):
+            total = sum(s.sla.for_criticality(tier) or 0 for s in w.steps if s.sla)
+            if total:
+                out[f"{w.name}|{tier}"] = total
+    return out
+
+
+@dataclass
+class _Period:
+    workflows: list[q.WorkflowStalls]
+    cycle: list[q.CycleTime]
+    facilities: list[q.FacilityStalls]
+    causes: list[q.CauseStalls]
+    days: list[q.Day]
+
+    @property
+    def started(self) -> int:
+        return sum(w.started for w in self.workflows)
+
+    @property
+    def stalled(self) -> int:
+        return sum(w.stalled for w in self.workflows)
+
+
+def _load(store: Store, settings: Settings, start: datetime, end: datetime, full: bool) -> _Period:
+    """The period's numbers; the previous period (`full` False) needs only its stalls by workflow and day."""
+    split = q.breakdowns(store, start, end)
+    return _Period(
+        workflows=split.workflows,
+        cycle=q.cycle_times(store, start, end, targets(settings)) if full else [],
+        facilities=split.facilities,
+        causes=q.cause_stalls(store, start, end) if full else [],
+        days=split.days,
+    )
+
+
+def build_report(
+    store: Store, settings: Settings, period: str = "7d", now: datetime | None = None, *, charts: bool = True
+) -> Report:
+    """The report for the `period` up to `now`, compared with the period before it."""
+    from dashboards.report import charts as report_charts
+
+    end = now or datetime.now(UTC)
+    length = timedelta(seconds=parse_duration(parse_period(period)))
+    start, previous_start = end - length, end - 2 * length
+    this = _load(store, settings, start, end, full=True)
+    before = _load(store, settings, previous_start, start, full=False)
+    worst = q.worst_offenders(store, start, end)
+    report = Report(period, start, end, datetime.now(UTC), [])
+    if this.started == 0 and not this.cycle:
+        report.empty = True
+        report.summary = [f"No business transactions started between {start:%b %d %H:%M} and {end:%b %d %H:%M} UTC."]
+        report.empty_hint = [
+            "Either nothing was correlated in this period, or Triage was not yet receiving telemetry.",
+            "Check that workflows are configured (`triage check-config`) and that the collector receives spans; "
+            "or choose a longer period.",
+        ]
+        return report
+    report.summary = _summary(this, before, worst, period)
+    report.tables = _tables(this, before, worst)
+    if charts:
+        report.charts = report_charts.charts(this.days, before.days, this.cycle, this.facilities, this.causes, length)
+    return report
+
+
+def _change(now: int, before: int) -> str:
+    if before == 0:
+        return "none in the period before" if now else "none before either"
+    delta = (now - before) / before
+    if abs(delta) < 0.05:
+        return f"about the same as the {fmt.count(before)} before"
+    return f"{'up' if delta > 0 else 'down'} {abs(delta) * 100:.0f}% from {fmt.count(before)} the period before"
+
+
+def _summary(this: _Period, before: _Period, worst: list[q.Offender], period: str) -> list[str]:
+    stuck_now = sum(w.stuck_now for w in this.workflows)
+    value_stuck = sum(w.value_stuck for w in this.workflows)
+    value_stalled = sum(w.value_stalled for w in this.workflows)
+    lines = [
+        f"In the last {period}, {fmt.count(this.started)} business transactions started; "
+        f"{fmt.count(this.stalled)} ({fmt.percent(this.stalled, this.started)}) stalled at least once — "
+        f"{_change(this.stalled, before.stalled)}.",
+        f"{fmt.count(stuck_now)} are still stuck, holding {fmt.money(value_stuck)}; "
+        f"{fmt.money(value_stalled)} of business value was delayed in all.",
+    ]
+    if this.workflows and this.workflows[0].stalled:
+        w = this.workflows[0]
+        lines.append(
+            f"Most affected workflow: {fmt.label(w.workflow)}, {fmt.count(w.stalled)} stalls "
+            f"({fmt.percent(w.stalled, w.started)} of its transactions)."
+        )
+    if this.causes:
+        c = this.causes[0]
+        lines.append(
+            f"Leading cause: {c.kind.replace('_', ' ')} on {c.component}, behind {fmt.count(c.transactions)} stalled "
+            f"transactions ({', '.join(c.workflows)})."
+        )
+    if this.facilities:
+        f = this.facilities[0]
+        lines.append(
+            f"Hardest-hit facility: {f.name} ({f.criticality}), {fmt.count(f.stalled)} stalls, "
+            f"{fmt.money(f.value_stalled)} delayed."
+        )
+    late = [c for c in this.cycle if c.target_seconds and c.completed]
+    if late:
+        within = sum(c.within_target for c in late)
+        total = sum(c.completed for c in late)
+        lines.append(f"{fmt.percent(within, total)} of completed transactions finished within their SLA target.")
+    if worst:
+        o = worst[0]
+        lines.append(
+            f"Worst open case: {o.workflow} {o.key} at {o.facility_name} ({fmt.money(o.value)}), {o.state} at "
+            f"{o.current_step or 'its first step'}"
+            + (f" — {o.cause_kind.replace('_', ' ')} on {o.cause_component}." if o.cause_kind else ".")
+        )
+    return lines
+
+
+def _tables(this: _Period, before: _Period, worst: list[q.Offender]) -> list[ReportTable]:
+    previous = {w.workflow: w for w in before.workflows}
+    workflows = [
+        [
+            w.workflow,
+            fmt.count(w.started),
+            fmt.count(w.stalled),
+            fmt.percent(w.stalled, w.started),
+            fmt.count(previous[w.workflow].stalled) if w.workflow in previous else "—",
+            fmt.count(w.stuck_now),
+            fmt.money(w.value_stalled),
+        ]
+        for w in this.workflows
+    ]
+    cycle = [
+        [
+            c.workflow,
+            c.criticality,
+            fmt.count(c.completed),
+            fmt.duration(c.p50_seconds),
+            fmt.duration(c.p95_seconds),
+            fmt.duration(c.target_seconds) if c.target_seconds else "—",
+            fmt.percent(c.within_target, c.completed) if c.target_seconds else "—",
+        ]
+        for c in this.cycle
+    ]
+    facilities = [
+        [f.name, f.criticality, fmt.count(f.stalled), fmt.percent(f.stalled, f.started), fmt.money(f.value_stalled)]
+        for f in this.facilities
+    ]
+    causes = [
+        [c.kind.replace("_", " "), c.component, fmt.count(c.transactions), ", ".join(c.workflows)] for c in this.causes
+    ]
+    offenders = [
+        [
+            o.workflow,
+            o.key,
+            o.facility_name,
+            o.state,
+            o.current_step or "—",
+            f"{o.cause_kind.replace('_', ' ')}: {o.cause_component}" if o.cause_kind else "—",
+            fmt.money(o.value),
+        ]
+        for o in worst
+    ]
+    return [
+        ReportTable(
+            "Stalls by workflow",
+            ["workflow", "started", "stalled", "share", "stalled before", "stuck now", "value delayed"],
+            workflows,
+            (1, 2, 3, 4, 5, 6),
+        ),
+        ReportTable(
+            "Cycle time against target",
+            ["workflow", "criticality", "completed", "median", "p95", "target", "within target"],
+            cycle,
+            (2, 3, 4, 5, 6),
+        ),
+        ReportTable(
+            "Stalls by facility",
+            ["facility", "criticality", "stalled", "share", "value delayed"],
+            facilities,
+            (2, 3, 4),
+        ),
+        ReportTable("Stalls by cause", ["cause", "component", "transactions", "workflows"], causes, (2,)),
+        ReportTable(
+            "Worst open cases", ["workflow", "key", "facility", "state", "at step", "cause", "value"], offenders, (6,)
+        ),
+    ]
