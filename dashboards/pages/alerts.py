@@ -44,7 +44,7 @@ def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
                 f"The tables {', '.join(view.missing)} do not exist yet: run `triage migrate` "
                 "(or start `triage serve`, "
                 "which migrates) with this version of Triage.",
-                "Then define rules under `alerts.rules` in the configuration (see docs/configuration.md); "
+                "Then define rules under `alerts.rules` in the configuration (see docs/alerts.md); "
                 "firing alerts, their deliveries and silences show here.",
                 id="alerts-missing",
             )
@@ -66,7 +66,7 @@ def _current(view: AlertsView, rules: list[Any]) -> html.Div | html.Table:
         hint = (
             f"{len(rules)} rule(s) are configured; none holds right now."
             if rules
-            else "No alert rules are configured: add them under `alerts.rules` (docs/configuration.md)."
+            else "No alert rules are configured: add them under `alerts.rules` or enable a pack (docs/alerts.md)."
         )
         return empty_state("No alerts firing", hint, id="alerts-none")
     rows = []

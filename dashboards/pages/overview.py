@@ -110,7 +110,7 @@ def _empty(view: data.Overview, configured: bool) -> html.Div:
             "(a PO number, an invoice number)."
             if configured
             else "No workflows are configured: add a `workflows:` section (steps, keys, SLAs) to the YAML "
-            "configuration — see docs/configuration.md.",
+            "configuration — see docs/correlation.md.",
             "Point OpenTelemetry SDKs or a Collector at the OTLP port (:4318 HTTP, :4317 gRPC); the correlator "
             "turns matching spans into transactions within seconds. `triage demo` shows a simulated hospital network.",
         ]

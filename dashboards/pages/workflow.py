@@ -45,7 +45,7 @@ def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
         return [
             empty_state(
                 "No workflows yet",
-                "Configure `workflows:` (steps, keys, SLAs; see docs/configuration.md) and send spans that carry "
+                "Configure `workflows:` (steps, keys, SLAs; see docs/correlation.md) and send spans that carry "
                 "their keys; each workflow's flow appears here.",
                 id="workflow-empty",
             )
