@@ -9,6 +9,7 @@ from typing import Any
 
 from alerts.alert import Match
 from alerts.templates import CAP, age, money, one_or_count, overview_path, transaction_path, when
+from correlator import dependency_health
 from triage.durations import format_duration
 from triage.settings import AlertRule, Settings
 from triage.store import Store
@@ -53,23 +54,6 @@ SELECT CauseComponent, count(), sum(Value), groupUniqArray(6)(Workflow)
 FROM business_transactions FINAL
 WHERE State IN ('stalled', 'blocked', 'failed') AND has({components:Array(String)}, CauseComponent)
 GROUP BY CauseComponent
-"""
-_DEPENDENCIES = """
-SELECT component, count() AS calls, countIf(err) AS errors, minIf(Timestamp, err) AS first_error,
-       argMaxIf(detail, Timestamp, err) AS last_detail
-FROM (
-    SELECT Timestamp,
-           (StatusCode = 'Error' OR toUInt16OrZero(SpanAttributes['http.response.status_code']) >= 500) AS err,
-           multiIf(StatusMessage != '', StatusMessage, SpanAttributes['http.response.status_code'] != '',
-                   concat('HTTP ', SpanAttributes['http.response.status_code']), 'error') AS detail,
-           arrayJoin(arrayDistinct(arrayFilter(x -> x != '', [ServiceName, SpanAttributes['peer.service'],
-                     SpanAttributes['server.address']]))) AS component
-    FROM otel_traces
-    WHERE Timestamp >= {since:DateTime64(9)} AND Timestamp <= {until:DateTime64(9)}
-      AND SpanKind IN ('Server', 'Client', 'Consumer', 'Internal')
-)
-WHERE empty({services:Array(String)}) OR has({services:Array(String)}, component)
-GROUP BY component
 """
 
 
@@ -236,12 +220,12 @@ def queue_matches(rule: AlertRule, store: Store, settings: Settings, now: dateti
 def dependency_matches(rule: AlertRule, store: Store, settings: Settings, now: datetime) -> list[Match]:
     w = rule.when
     window = w.window or settings.alerts.signal_window
-    params = {"since": now - timedelta(seconds=window), "until": now, "services": w.service or []}
     rate, min_calls = w.error_rate_over or 0.0, w.min_calls or 5
+    health = dependency_health(store, now - timedelta(seconds=window), now, w.service or [])
     failing = [
-        r
-        for r in store.query(_DEPENDENCIES, params).result_rows
-        if int(r[1]) >= min_calls and int(r[2]) / int(r[1]) > rate
+        (name, h.calls, h.errors, h.first_error, h.last_detail)
+        for name, h in sorted(health.items())
+        if h.calls >= min_calls and h.errors / h.calls > rate
     ]
     waiting = stuck_on(store, [r[0] for r in failing])
     groups: dict[tuple[str, ...], list[Sequence[Any]]] = {}

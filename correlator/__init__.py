@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from correlator.engine import Correlator, CycleResult
+from correlator.health import dependency_health
 from correlator.machine import BLOCKED, COMPLETED, FAILED, IN_PROGRESS, STALLED, STUCK
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ __all__ = [
     "STUCK",
     "Correlator",
     "CycleResult",
+    "dependency_health",
     "run_correlator",
 ]
 

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from correlator import metrics
+from correlator.health import dependency_health
 from correlator.machine import STUCK, Context, Event, Health, QueueInfo, Verdict, evaluate
 from correlator.priority import period_close_factor, score
 from correlator.stitch import Stitcher
@@ -57,21 +58,6 @@ ORDER BY Workflow, Key, At
 _PREVIOUS = """
 SELECT Workflow, Key, CauseKind, CauseComponent, Version, State FROM business_transactions FINAL
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
-"""
-_HEALTH = """
-SELECT component, count() AS calls, countIf(err) AS errors, minIf(Timestamp, err) AS first_error,
-       argMaxIf(detail, Timestamp, err) AS last_detail
-FROM (
-    SELECT Timestamp,
-           (StatusCode = 'Error' OR toUInt16OrZero(SpanAttributes['http.response.status_code']) >= 500) AS err,
-           multiIf(StatusMessage != '', StatusMessage, SpanAttributes['http.response.status_code'] != '',
-                   concat('HTTP ', SpanAttributes['http.response.status_code']), 'error') AS detail,
-           arrayJoin(arrayDistinct(arrayFilter(x -> x != '', [ServiceName, SpanAttributes['peer.service'],
-                     SpanAttributes['server.address']]))) AS component
-    FROM otel_traces
-    WHERE Timestamp >= {since:DateTime64(9)} AND SpanKind IN ('Server', 'Client', 'Consumer', 'Internal')
-)
-GROUP BY component
 """
 _WINDOW_LAG = """
 SELECT round(dateDiff('millisecond', TriageIngestedAt, {done:DateTime64(3)}) / 250) / 4 AS lag, count()
@@ -307,8 +293,7 @@ class Correlator:
 
     def _health(self, now: datetime) -> dict[str, Health]:
         since = now - timedelta(seconds=self.settings.correlation.health_window)
-        rows = self.store.query(_HEALTH, {"since": since}).result_rows
-        return {r[0]: Health(int(r[1]), int(r[2]), r[3] if int(r[2]) else None, r[4]) for r in rows}
+        return dependency_health(self.store, since, max(now, utcnow()))
 
     def _queues(self) -> dict[str, QueueInfo]:
         """Current queue states by every name a span may use for them (name, queue, stream, topic)."""
