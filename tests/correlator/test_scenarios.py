@@ -263,6 +263,14 @@ def test_procure_to_pay_scenarios_match_ground_truth(scenario: tuple[LiveServer,
     assert verdict(after["4500000002"]) == ("stalled", "awaiting_approval", "approval-saas")
     assert verdict(after["4500000003"]) == ("blocked", "queue_backlog", "approvals")
     assert "inventory-api" not in {item["cause"]["component"] for item in after.values() if item["cause"]}
+    stuck = httpx.get(f"{server.api}/api/v1/transactions", params={"state": "stalled,blocked"}).json()["items"]
+    assert {i["key"] for i in stuck} == {"4500000002", "4500000003", "4500000004", "4500000008"}
+    bad = httpx.get(f"{server.api}/api/v1/transactions", params={"state": "stuck"})
+    assert bad.status_code == 422 and "unknown state stuck" in bad.text
+    page = httpx.get(f"{server.api}/api/v1/transactions", params={"limit": 2}).json()
+    rest = httpx.get(f"{server.api}/api/v1/transactions", params={"limit": 100, "cursor": page["next"]}).json()
+    assert len(page["items"]) == 2 and rest["next"] is None
+    assert {i["key"] for i in page["items"]} | {i["key"] for i in rest["items"]} == set(after)
     # The most urgent first: stuck critical work above the rest, completed last.
     keys = [item["key"] for item in httpx.get(f"{server.api}/api/v1/transactions").json()["items"]]
     assert keys[-1] == "4500000001"

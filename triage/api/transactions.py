@@ -16,7 +16,7 @@ from triage.runtime import Runtime
 from triage.store import Store
 
 router = APIRouter(tags=["transactions"])
-State = Literal["in_progress", "completed", "stalled", "blocked", "failed"]
+STATES = ("in_progress", "completed", "stalled", "blocked", "failed")
 CauseKind = Literal["queue_backlog", "dependency_error", "transformation_failed", "awaiting_approval", "unknown"]
 
 _COLUMNS = """Workflow, Key, State, Facility, FacilityName, Criticality, CurrentStep, NextStep, StartedAt, UpdatedAt,
@@ -165,7 +165,7 @@ def _decode_cursor(cursor: str) -> tuple[float, datetime, str, str]:
 def list_transactions(
     store: Annotated[Store, Depends(get_store)],
     workflow: str = "",
-    state: Annotated[list[State] | None, Query(description="repeat or comma-separate: state=stalled,blocked")] = None,
+    state: Annotated[list[str] | None, Query(description="repeat or comma-separate: state=stalled,blocked")] = None,
     facility: str = "",
     criticality: Literal["", "critical", "high", "normal"] = "",
     cause: Literal[
@@ -176,7 +176,10 @@ def list_transactions(
     cursor: str | None = None,
 ) -> TransactionPage:
     """Transactions, highest priority first; `next` is the cursor of the following page."""
-    states = [s for value in (state or []) for s in value.split(",") if s]
+    states = [s.strip() for value in (state or []) for s in value.split(",") if s.strip()]
+    unknown = sorted(set(states) - set(STATES))
+    if unknown:
+        raise HTTPException(422, f"unknown state {', '.join(unknown)}: use {', '.join(STATES)}")
     after = _decode_cursor(cursor) if cursor else (-1.0, datetime(1970, 1, 1), "", "")
     params = {
         "workflow": workflow,

@@ -1,0 +1,105 @@
+"""The backfill: days of history written with past timestamps, so that charts mean something at once.
+
+The same workflows play on a virtual clock, as fast as the SDK takes spans. Each historic
+transaction's outcome is drawn when it is created (its fate): most complete; some fail, are
+lost in a queue or wait on a person, as the scenario's `backfill.outcomes` and the faults that
+were already on before the live run (`history`) say. Nothing in history is retried.
+"""
+
+from __future__ import annotations
+
+import random
+
+from simulator.brokers import Broker, Delivery
+from simulator.estate import Action, Estate
+from simulator.flows import Flow
+from simulator.live import UNCONSUMED
+from simulator.scenario import FaultKind, Scenario
+from simulator.telemetry import Telemetry
+from simulator.transactions import BACKFILL, Keys, Transaction, Transactions
+from triage.settings import Settings
+
+# Historic transactions start at least this long before the live run, so that all have ended.
+QUIET = 1800.0
+CONSUME_DELAY = (2.0, 30.0)  # seconds a consumer takes to pick a historic message up
+
+
+class HistoryEstate(Estate):
+    """Plays the history of `hours` before `end` (epoch seconds) in time order, a chunk at a time."""
+
+    origin = BACKFILL
+    speed = 1.0
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        transactions: Transactions,
+        scenario: Scenario,
+        business: Settings,
+        rng: random.Random,
+        flows: dict[str, Flow],
+        keys: Keys,
+        broker: Broker,
+        seconds: float,
+        end: float,
+    ) -> None:
+        super().__init__(telemetry, transactions, scenario, business, rng)
+        self.flows = flows
+        self.broker = broker
+        self.messaging_system = broker.system
+        self.end = end
+        self.total = 0
+        first = end - seconds
+        for name, flow in flows.items():
+            count = int(scenario.backfill.rates.get(name, 0.0) * seconds / 3600.0)
+            for _ in range(count):
+                start = rng.uniform(first, end - QUIET)
+                self.at_ns = int(start * 1e9)
+                tx = flow.create(self, keys.new(name))
+                tx.fate = flow.history_fate(self, tx, end - start)
+                transactions.add(tx)
+                self.later(0.0, self._beginning(flow, tx))
+                self.total += 1
+
+    def _beginning(self, flow: Flow, tx: Transaction) -> Action:
+        return lambda: flow.begin(self, tx)
+
+    @property
+    def done(self) -> bool:
+        return self._next_due() is None
+
+    def play(self, actions: int) -> int:
+        """Play up to `actions` actions, oldest first; returns how many were played."""
+        played = 0
+        while played < actions and not self.done:
+            due = self._next_due()
+            assert due is not None
+            played += self._play_due(due)
+        return played
+
+    # -- Estate -------------------------------------------------------------------------------
+
+    def destination(self, queue: str) -> str:
+        return self.broker.destination(queue)
+
+    def send(self, tx: Transaction, delivery: Delivery) -> None:
+        tx.messages.add(delivery.message_id)
+        if delivery.queue in UNCONSUMED:  # parked: it really waits in the queue
+            self.broker.publish(delivery.queue, delivery.message_id, delivery.headers, delivery.body)
+            return
+        if tx.fate == "lost":
+            return
+        handler = getattr(self.flows[tx.workflow], delivery.body["handler"])
+        self.later(self.rng.uniform(*CONSUME_DELAY), lambda: handler(self, tx, delivery))
+
+    def happens(self, tx: Transaction, fate: str, live: bool) -> bool:
+        return tx.fate == fate
+
+    def fault(self, kind: FaultKind, target: str) -> None:
+        return None
+
+    def retries(self) -> bool:
+        return False
+
+    def late(self) -> float:
+        return 0.0

@@ -1,0 +1,218 @@
+"""The demo's simulated estate, run in its own thread beside `triage serve`.
+
+One thread plays everything (history, live actions, consumers, truth) so that the RabbitMQ
+connection and the simulator's state have a single owner; the OpenTelemetry SDK exports from its
+own threads. The ground truth is rewritten every `TRUTH_EVERY` seconds and once more at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from simulator.brokers import Broker, Delivery, MemoryBroker, RabbitBroker, rabbit_reachable
+from simulator.config import DemoOptions, queue_destinations
+from simulator.faults import FaultSchedule
+from simulator.flows import FLOWS, Flow
+from simulator.history import HistoryEstate
+from simulator.live import LiveEstate
+from simulator.observe import Observer
+from simulator.scenario import Scenario
+from simulator.telemetry import Telemetry
+from simulator.transactions import Keys, Transactions, write_truth
+from simulator.truth import HealthLedger, Judge, Margins
+from triage.errors import TriageError
+from triage.settings import Settings
+
+if TYPE_CHECKING:
+    from triage.runtime import Runtime
+
+log = logging.getLogger("triage.simulator")
+TRUTH_EVERY = 2.0
+HISTORY_CHUNK = 300  # history actions played between two looks at the live clock
+SAMPLE_EVERY = 2.0
+CONSUMERS_EVERY = 0.25
+
+
+@dataclass
+class Status:
+    """What the live summary shows about the simulation itself."""
+
+    phase: str = "starting"
+    broker: str = ""
+    sim_seconds: float = 0.0
+    live: int = 0
+    history: int = 0
+    sent_spans: int = 0
+    faults: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def choose_broker(options: DemoOptions) -> str | None:
+    """The AMQP URL to use, or None for in-memory queues (auto: RabbitMQ when it answers)."""
+    if options.broker == "memory":
+        return None
+    if rabbit_reachable(options.amqp_url):
+        return options.amqp_url
+    if options.broker == "rabbitmq":
+        raise TriageError(f"RabbitMQ does not answer at {options.amqp_url}; start it or use --broker memory")
+    return None
+
+
+class Simulation:
+    """The hospital network's integration estate, sending real telemetry to one Triage server."""
+
+    def __init__(self, settings: Settings, business: Settings, scenario: Scenario, options: DemoOptions) -> None:
+        self.settings = settings
+        self.business = business
+        self.scenario = scenario
+        self.options = options
+        self.seed = options.seed if options.seed is not None else random.randrange(1 << 30)
+        self.status = Status()
+        self.stopping = threading.Event()
+        self.aborting = threading.Event()
+        self.deadline = time.monotonic() + options.duration if options.duration else None
+        names = {w.name for w in settings.workflows}
+        self.flows: dict[str, Flow] = {f.name: f(scenario, business) for f in FLOWS if f.name in names}
+        self.destinations = queue_destinations(settings, [q.name for q in business.queues])
+        self.rabbit = any(q.kind == "rabbitmq" for q in settings.queues)
+
+    def endpoints(self) -> tuple[str, str]:
+        """Where the simulated services send OTLP, and Triage's API."""
+        host = self.settings.host if self.settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"http://{host}:{self.settings.otlp_http_port}", f"http://{host}:{self.settings.port}"
+
+    def request_stop(self) -> None:
+        """Finish the run: send what is buffered, write the last truth, delete the queues."""
+        self.stopping.set()
+
+    async def run_in_server(self, runtime: Runtime, stop: asyncio.Event) -> None:
+        """Background task for `serve()`: run until done, then stop the server."""
+        loop = asyncio.get_running_loop()
+        finished = asyncio.Event()
+
+        def main() -> None:
+            try:
+                self.run()
+            except Exception as exc:  # reported once, here, and shown by the summary
+                log.exception("event=simulation_failed")
+                self.status.error = str(exc) or repr(exc)
+            finally:
+                loop.call_soon_threadsafe(finished.set)
+
+        thread = threading.Thread(target=main, name="triage-simulator", daemon=True)
+        thread.start()
+        stopped = asyncio.create_task(stop.wait())
+        done = asyncio.create_task(finished.wait())
+        try:
+            await asyncio.wait({stopped, done}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            self.aborting.set()
+            raise
+        finally:
+            if stop.is_set():
+                self.aborting.set()  # the server is going away: do not wait on it
+            self.stopping.set()
+            stopped.cancel()
+            await asyncio.to_thread(thread.join, 30)
+            done.cancel()
+            stop.set()
+
+    def run(self) -> None:
+        """Play the history and the live estate until the duration is over or a stop is asked."""
+        conf = self.settings.correlation
+        health = HealthLedger(conf.health_window, conf.dependency_error_rate, conf.dependency_min_errors)
+        judge = Judge(self.settings, health)
+        otlp, api = self.endpoints()
+        key = self.settings.api_keys[0] if self.settings.api_keys else None
+        telemetry = Telemetry(otlp, api, key, Observer(self.settings), health)
+        transactions = Transactions()
+        live, history, broker = self._estates(telemetry, transactions)
+        # Triage re-judges stuck work every `reevaluate` seconds: its answer may be that old.
+        margins = Margins(behind=max(Margins.behind, conf.reevaluate + 3.0), ahead=TRUTH_EVERY + 2.0)
+        try:
+            self._loop(live, history, broker, telemetry, judge, transactions, margins)
+        finally:
+            self.status.phase = "stopping"
+            if not self.aborting.is_set():
+                telemetry.flush(timeout=10.0)
+            if self.options.truth:
+                write_truth(self.options.truth, transactions.truth(judge, time.time(), margins))
+            broker.close()
+            telemetry.close()
+            self.status.phase = "stopped"
+
+    def _estates(
+        self, telemetry: Telemetry, transactions: Transactions
+    ) -> tuple[LiveEstate, HistoryEstate | None, Broker]:
+        """The live estate on its broker, and the history to write first (None without --backfill)."""
+        keys = Keys(random.Random(f"keys:{self.seed}"))
+        common = (telemetry, transactions, self.scenario, self.business)
+        schedule = FaultSchedule(self.scenario, self.seed)
+        live = LiveEstate(*common, random.Random(f"live:{self.seed}"), self.flows, keys, schedule, self.options.speed)
+        broker = self._broker(live.on_delivery)
+        self.status.broker = broker.description
+        history = None
+        if self.options.backfill > 0:
+            history = HistoryEstate(
+                *common,
+                random.Random(f"history:{self.seed}"),
+                self.flows,
+                keys,
+                broker,
+                self.options.backfill,
+                time.time(),
+            )
+            self.status.history = history.total
+        live.attach(broker)
+        return live, history, broker
+
+    def _broker(self, handler: Callable[[Delivery], bool]) -> Broker:
+        if self.rabbit:
+            url = next(q.url for q in self.settings.queues if q.kind == "rabbitmq" and q.url)
+            return RabbitBroker(url, self.destinations, handler)
+        return MemoryBroker(self.destinations, handler)
+
+    def _loop(
+        self,
+        live: LiveEstate,
+        history: HistoryEstate | None,
+        broker: Broker,
+        telemetry: Telemetry,
+        judge: Judge,
+        transactions: Transactions,
+        margins: Margins,
+    ) -> None:
+        next_truth = next_samples = next_consumers = time.time()
+        while not self.stopping.is_set():
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                break
+            now = time.time()
+            backfilling = history is not None and not history.done
+            if history is not None and backfilling:
+                history.play(HISTORY_CHUNK)
+            self.status.phase = "writing history" if backfilling else "live"
+            self.status.sent_spans = telemetry.sent_spans
+            live.play(now)
+            if now >= next_consumers:
+                live.update_consumers()
+                next_consumers = now + CONSUMERS_EVERY
+                self.status.sim_seconds = live.sim_time(now)
+                self.status.live = live.created
+                self.status.faults = [f.name for f in live.active_faults()]
+            telemetry.pump(now)
+            if now >= next_samples:
+                telemetry.push_queue_samples(broker.samples())
+                next_samples = now + SAMPLE_EVERY
+            if now >= next_truth:
+                if self.options.truth:
+                    write_truth(self.options.truth, transactions.truth(judge, now, margins))
+                judge.health.prune(now - judge.health.window - margins.behind - 60)
+                next_truth = now + TRUTH_EVERY
+            broker.pump(0.0 if backfilling else min(0.05, live.seconds_to_next(time.time())))

@@ -1,0 +1,199 @@
+"""Ground truth: the state and cause Triage should give each simulated transaction, and when.
+
+From the events a transaction's telemetry carries (simulator.observe) and the health of the
+dependencies, following DESIGN.md's states and causes as the correlator defines them:
+
+- the last step reached (latest successful step event) is the current step; a terminal one is
+  `completed`;
+- after it, a transformation failure makes the transaction `failed` (transformation_failed, on
+  the failing channel or service); its own calls failing, the last of them too, make it
+  `blocked` (dependency_error, on the peer);
+- once the next step is overdue (its SLA for the facility's criticality, counted from the last
+  step): a message it sent that no consumer took makes it `blocked` (queue_backlog, on the
+  queue); else the next step's service failing ≥ `dependency_error_rate` of its calls (and at
+  least `dependency_min_errors` of them) in the health window makes it `blocked`
+  (dependency_error); else `stalled`: awaiting_approval when the next step is a person's,
+  unknown otherwise.
+
+Triage answers with some lag, so a transaction whose expected answer changes within a few
+seconds of the truth's time is marked unsettled: no observer can hold Triage to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from simulator.observe import SPAN, Observation
+from triage.settings import Settings, Step, Workflow
+
+IN_PROGRESS, COMPLETED, STALLED, BLOCKED, FAILED = "in_progress", "completed", "stalled", "blocked", "failed"
+STUCK = (STALLED, BLOCKED, FAILED)
+
+
+@dataclass(frozen=True)
+class Expected:
+    state: str
+    cause_kind: str | None = None
+    component: str | None = None
+
+
+@dataclass(frozen=True)
+class Margins:
+    """How far from the truth's time Triage's answer may be taken (seconds)."""
+
+    behind: float = 6.0  # Triage judges with a clock up to this much older than the truth's
+    ahead: float = 4.0  # ...or newer: the answer is read a little after the truth is written
+    lag: float = 5.0  # telemetry sent this long before Triage's clock may not be stitched yet
+    step: float = 1.0
+
+
+class HealthLedger:
+    """Every span's health contribution: (time, sent at, error) per component."""
+
+    def __init__(self, window: float, rate: float, min_errors: int) -> None:
+        self.window = window
+        self.rate = rate
+        self.min_errors = min_errors
+        self._calls: dict[str, list[tuple[float, float, bool]]] = {}
+
+    def record(self, at: float, emitted: float, components: Iterable[str], error: bool) -> None:
+        for component in components:
+            self._calls.setdefault(component, []).append((at, emitted, error))
+
+    def unhealthy(self, component: str, clock: float, visible: float) -> bool:
+        """Whether the component fails too often in the window before `clock`, from spans sent by `visible`."""
+        since = clock - self.window
+        calls = errors = 0
+        for at, emitted, error in self._calls.get(component, ()):
+            if at >= since and emitted <= visible:
+                calls += 1
+                errors += error
+        return errors >= self.min_errors and errors / max(calls, 1) >= self.rate
+
+    def prune(self, before: float) -> None:
+        """Forget calls older than `before` (they are out of every window still to be judged)."""
+        for component, calls in self._calls.items():
+            self._calls[component] = [c for c in calls if c[0] >= before]
+
+
+class Judge:
+    """Expected verdicts for transactions of the configured workflows."""
+
+    def __init__(self, settings: Settings, health: HealthLedger) -> None:
+        self.workflows = {w.name: w for w in settings.workflows}
+        self.criticality = {f.id: f.criticality for f in settings.facilities}
+        self.queue_names: dict[str, str] = {}
+        for q in settings.queues:
+            for alias in (q.name, q.queue, q.stream):
+                if alias:
+                    self.queue_names[alias] = q.name
+        self.health = health
+
+    def expected(
+        self, workflow: str, observations: Sequence[Observation], clock: float, visible: float
+    ) -> Expected | None:
+        """The verdict at time `clock` from the events sent by `visible`; None when none is sent yet."""
+        wf = self.workflows[workflow]
+        obs = sorted((o for o in observations if o.emitted <= visible), key=lambda o: o.at_ns)
+        if not obs:
+            return None
+        progress = [i for i, o in enumerate(obs) if o.progress]
+        last = progress[-1] if progress else None
+        current = obs[last].step if last is not None else ""
+        if last is not None and current in wf.terminal:
+            return Expected(COMPLETED)
+        last_at = obs[last].at_ns if last is not None else obs[0].at_ns
+        after = [o for i, o in enumerate(obs) if o.at_ns >= last_at and i != last]
+        failure = next((o for o in after if o.failure), None)
+        if failure is not None:
+            return Expected(FAILED, "transformation_failed", failure.service)
+        own = _own_error(after)
+        if own is not None:
+            return Expected(BLOCKED, "dependency_error", own)
+        facility = next((o.facility for o in obs if o.facility), "")
+        next_step, sla = _next(wf, current, self.criticality.get(facility, "normal"))
+        if sla is None or clock <= last_at / 1e9 + sla:
+            return Expected(IN_PROGRESS)
+        queue = _pending_queue(after)
+        if queue is not None:
+            return Expected(BLOCKED, "queue_backlog", self.queue_names.get(queue, queue))
+        service = next_step.match.service if next_step else None
+        if service and self.health.unhealthy(service, clock, visible):
+            return Expected(BLOCKED, "dependency_error", service)
+        if next_step is not None and next_step.human:
+            return Expected(STALLED, "awaiting_approval", next_step.match.service or next_step.name)
+        return Expected(STALLED, "unknown", next_step.name if next_step else current)
+
+    def settled(self, workflow: str, observations: Sequence[Observation], at: float, margins: Margins) -> bool:
+        """Whether stuck-or-not, and the cause, hold for every clock and lag an observer of Triage may meet
+        near `at` (a move between in_progress, completed and not yet seen does not count: none is stuck)."""
+        expected = self.expected(workflow, observations, at, at)
+        if expected is None:
+            return False
+        lo, hi = at - margins.behind, at + margins.ahead
+        newest = max(o.emitted for o in observations)
+        if newest < lo - margins.lag and expected.state in (COMPLETED, FAILED):
+            return True  # nothing recent and nothing time can change
+        verdict = _stuck_or_not(expected)
+        clocks = _grid(lo, hi, margins.step)
+        clocks.extend(t for o in observations for t in (o.emitted, o.emitted + margins.lag) if lo < t < hi)
+        for clock in clocks:
+            for visible in (clock, clock - margins.lag):
+                if _stuck_or_not(self.expected(workflow, observations, clock, min(visible, at))) != verdict:
+                    return False
+        return True
+
+
+def _stuck_or_not(expected: Expected | None) -> Expected:
+    """The verdict as stuck-work detection sees it: the stuck state and its cause, or just "not stuck"."""
+    if expected is None or expected.state not in STUCK:
+        return Expected(IN_PROGRESS)
+    return expected
+
+
+def _grid(lo: float, hi: float, step: float) -> list[float]:
+    count = int((hi - lo) / step)
+    return [lo + i * step for i in range(count + 1)] + [hi]
+
+
+def _next(workflow: Workflow, current: str, criticality: str) -> tuple[Step | None, float | None]:
+    """The next required step and the SLA to it (the tightest of the candidates), as the correlator sees them."""
+    names = [s.name for s in workflow.steps]
+    start = names.index(current) + 1 if current in names else 0
+    candidates: list[Step] = []
+    for step in workflow.steps[start:]:
+        candidates.append(step)
+        if not step.optional:
+            break
+    if not candidates:
+        return None, None
+    slas = [v for v in (s.sla.for_criticality(criticality) for s in candidates if s.sla) if v is not None]
+    required = next((s for s in candidates if not s.optional), candidates[-1])
+    return required, (min(slas) if slas else None)
+
+
+def _own_error(after: Sequence[Observation]) -> str | None:
+    """The first component whose calls after the last step failed, the last call included."""
+    calls: dict[str, list[Observation]] = {}
+    for o in after:
+        if o.source != SPAN or not (o.error or o.span_kind in ("Client", "Server", "Internal")):
+            continue
+        calls.setdefault(o.peer or o.service, []).append(o)
+    for component, made in calls.items():
+        if any(c.error for c in made) and made[-1].error:
+            return component
+    return None
+
+
+def _pending_queue(after: Sequence[Observation]) -> str | None:
+    """The destination of the latest message sent after the last step that no consumer took."""
+    consumed = {o.message_id for o in after if o.span_kind == "Consumer" and o.message_id}
+    consumed_dest = {o.destination for o in after if o.span_kind == "Consumer" and not o.message_id}
+    for o in reversed(after):
+        if o.span_kind != "Producer" or not o.destination:
+            continue
+        if (o.message_id and o.message_id in consumed) or (not o.message_id and o.destination in consumed_dest):
+            continue
+        return o.destination
+    return None
