@@ -114,7 +114,7 @@ class LiveServer:
         assert self.runtime.pipeline.flush(30), "pipeline did not flush within 30 s"
 
     def stop(self) -> None:
-        if self._loop and self._stop:
+        if self._loop and self._stop and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
 

@@ -4,7 +4,6 @@ purchase orders through the OpenTelemetry SDK."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -26,9 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from correlator import Correlator
-from tests.conftest import free_port
-from triage.runtime import Runtime
-from triage.settings import Settings
+from tests.conftest import LiveServer, free_port
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -234,55 +231,8 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -
     am.stop()
 
 
-class AlertServer:
-    """`triage serve` in a thread of this process with the alert evaluator running in the background."""
-
-    def __init__(self, settings: Settings) -> None:
-        from triage.server import serve
-
-        self.settings = settings
-        self.runtime: Runtime | None = None
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self.error: BaseException | None = None
-
-        async def main() -> None:
-            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-
-            def ready(runtime: Runtime) -> None:
-                self.runtime = runtime
-                self._ready.set()
-
-            await serve(settings, stop=self._stop, on_ready=ready)
-
-        def run() -> None:
-            try:
-                asyncio.run(main())
-            except BaseException as exc:
-                self.error = exc
-                self._ready.set()
-
-        self._thread = threading.Thread(target=run, name="alert-server", daemon=True)
-
-    def start(self) -> AlertServer:
-        self._thread.start()
-        if not self._ready.wait(60) or self.error:
-            raise RuntimeError(f"server did not start: {self.error!r}")
-        return self
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.settings.port}"
-
-    @property
-    def otlp_http(self) -> str:
-        return f"http://127.0.0.1:{self.settings.otlp_http_port}"
-
-    @property
-    def store(self) -> Any:
-        assert self.runtime is not None
-        return self.runtime.store
+class AlertServer(LiveServer):
+    """`triage serve` in a thread of this process (its alert evaluator runs in the background)."""
 
     def correlate(self) -> None:
         """Write what was sent, then one correlation cycle (the test drives the correlator)."""
@@ -295,11 +245,6 @@ class AlertServer:
         response = httpx.get(f"{self.api}/api/v1/alerts", params={"state": state})
         response.raise_for_status()
         return list(response.json())
-
-    def stop(self) -> None:
-        if self._loop and self._stop and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
 
     def drop(self) -> None:
         self.store.command(f"DROP DATABASE IF EXISTS `{self.store.target.database}`")
