@@ -12,30 +12,12 @@ from prometheus_client import REGISTRY
 
 from alerts import Evaluator, list_alerts
 from collector.queues import PUSH_SOURCE, QueueSample, write_samples
+from correlator.engine import TRANSACTION_COLUMNS
 from triage.settings import Settings, load_settings
 from triage.store import Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-COLUMNS = [
-    "Workflow",
-    "Key",
-    "State",
-    "Facility",
-    "FacilityName",
-    "Criticality",
-    "CurrentStep",
-    "NextStep",
-    "StartedAt",
-    "UpdatedAt",
-    "DueAt",
-    "Value",
-    "Priority",
-    "CauseKind",
-    "CauseComponent",
-    "CauseDetail",
-    "CauseSince",
-    "Version",
-]
+COLUMNS = TRANSACTION_COLUMNS
 
 
 def transaction(
