@@ -189,6 +189,7 @@ class Stitcher:
                    [{facility}] AS facility, [toFloat64OrZero({value})] AS value
         WHERE step != '' OR status = 'error' OR failure = 1
            OR (dest != '' AND SpanKind IN ('Producer', 'Consumer'))
+           OR (SpanKind = 'Client' AND peer != '')
         """
         self.store.command(sql, {**params.values, "since": since})
 

@@ -81,7 +81,9 @@ class Observer:
         failure = bool(failed and status_message and any(p.search(status_message) for p in self.patterns))
         destination = attrs.get("messaging.destination.name", "")
         message = destination != "" and kind in ("Producer", "Consumer")
-        if not (step or error or failure or message):
+        peer = next((attrs[k] for k in _PEER_KEYS if attrs.get(k)), "")
+        call = kind == "Client" and peer != ""
+        if not (step or error or failure or message or call):
             return None
         return Observation(
             at_ns=at_ns,
@@ -92,7 +94,7 @@ class Observer:
             failure=failure,
             span_kind=kind,
             service=service,
-            peer=next((attrs[k] for k in _PEER_KEYS if attrs.get(k)), ""),
+            peer=peer,
             destination=destination,
             message_id=attrs.get("messaging.message.id", ""),
             facility=attrs.get(wf.facility, "") if wf.facility else "",

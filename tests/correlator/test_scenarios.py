@@ -375,3 +375,31 @@ def test_replay_rebuilds_lost_transactions_through_the_api(scenario: tuple[LiveS
         f"{server.api}/api/v1/replay", params={"from": "2026-11-25T10:00:00Z", "to": "2026-11-25T09:00:00Z"}
     )
     assert bad.status_code == 422 and "`to` must be after `from`" in bad.text
+
+
+def test_a_successful_retry_unblocks(scenario: tuple[LiveServer, Estate, Correlator]) -> None:
+    server, estate, correlator = scenario
+    attrs = {"erp.po_number": "4500000041", "facility.id": "STM-ICU"}
+    with estate.erp.start_as_current_span("POST /requisitions", kind=SpanKind.SERVER, attributes=attrs):
+        for status in (503, 503, 202):
+            with estate.erp.start_as_current_span(
+                "POST approval-saas /requests",
+                kind=SpanKind.CLIENT,
+                attributes={"peer.service": "approval-saas", "http.response.status_code": status},
+            ) as call:
+                if status >= 500:
+                    call.set_status(Status(StatusCode.ERROR, f"approval-saas returned {status}"))
+                time.sleep(0.01)
+    with estate.erp.start_as_current_span(
+        "POST /requisitions", kind=SpanKind.SERVER, attributes={**attrs, "erp.po_number": "4500000042"}
+    ):
+        with estate.erp.start_as_current_span(
+            "POST approval-saas /requests",
+            kind=SpanKind.CLIENT,
+            attributes={"peer.service": "approval-saas", "http.response.status_code": 503},
+        ) as call:
+            call.set_status(Status(StatusCode.ERROR, "approval-saas returned 503"))
+    cycle(server, correlator)
+    now = states(server)
+    assert verdict(now["4500000041"]) == ("in_progress", None, None), "the retry went through"
+    assert verdict(now["4500000042"]) == ("blocked", "dependency_error", "approval-saas")
