@@ -21,8 +21,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,8 +37,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.server import running_server  # noqa: E402
 from correlator import Correlator  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 from triage.settings import load_settings  # noqa: E402
 from triage.store import Store  # noqa: E402
 
@@ -168,46 +166,14 @@ def under_load(rate: int, seconds: float, data_dir: Path, config_file: Path) -> 
     conf["workflows"][0]["steps"][1]["match"] = {"span_name": "approve"}
     conf["workflows"][0]["steps"][2]["match"] = {"span_name": "send PO"}
     config_file.write_text(yaml.safe_dump(conf))
-    ports = {"api": free_port(), "http": free_port(), "grpc": free_port()}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "triage.cli",
-            "serve",
-            "--config",
-            str(config_file),
-            "--store",
-            f"chdb://{data_dir}",
-            "--port",
-            str(ports["api"]),
-            "--otlp-http-port",
-            str(ports["http"]),
-            "--otlp-grpc-port",
-            str(ports["grpc"]),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "TRIAGE_REDACTION_KEY": "bench"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{ports['api']}"
-    try:
-        _wait_ready(api)
+    with running_server(data_dir, config_file) as server:
         loader = multiprocessing.get_context("spawn").Process(
-            target=_load, args=(f"http://127.0.0.1:{ports['http']}/v1/traces", rate, seconds)
+            target=_load, args=(f"{server.otlp_http}/v1/traces", rate, seconds)
         )
         loader.start()
         loader.join(seconds + 60)
         time.sleep(SLA_SECONDS + 5)  # let the last never-approved transactions fall due and be judged
-        text = httpx.get(f"{api}/metrics", timeout=10).text
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        text = httpx.get(f"{server.api}/metrics", timeout=10).text
     lag = _histogram(text, "triage_correlator_span_lag_seconds")
     detect = _histogram(text, "triage_correlator_detection_seconds")
     return {
@@ -254,17 +220,6 @@ def _mean(text: str, name: str) -> float:
             values[key] = float(value)
     count = values.get(f"{name}_count", 0.0)
     return values.get(f"{name}_sum", 0.0) / count if count else float("nan")
-
-
-def _wait_ready(api: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(f"{api}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("triage serve did not become ready")
 
 
 def main() -> None:

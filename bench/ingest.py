@@ -37,8 +37,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.native_insert import build_request  # noqa: E402
+from bench.server import running_server  # noqa: E402
 from collector import flatten  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 from triage.store import Store  # noqa: E402
 
 console = Console()
@@ -92,40 +92,7 @@ def end_to_end(
     payloads: list[bytes], spans: int, clients: int, data_dir: Path, profile: Path | None
 ) -> tuple[float, int, str]:
     """Spans/s from the first POST until every span is written, peak RSS (KiB), profile summary."""
-    ports = {"api": free_port(), "http": free_port(), "grpc": free_port()}
-    env = {**os.environ, "TRIAGE_REDACTION_KEY": "bench"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "triage.cli",
-            "serve",
-            "--store",
-            f"chdb://{data_dir}",
-            "--port",
-            str(ports["api"]),
-            "--otlp-http-port",
-            str(ports["http"]),
-            "--otlp-grpc-port",
-            str(ports["grpc"]),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    api = f"http://127.0.0.1:{ports['api']}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{api}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("triage serve did not become ready")
+    with running_server(data_dir) as server:
         spy = None
         if profile is not None:
             spy = subprocess.Popen(
@@ -148,11 +115,11 @@ def end_to_end(
             time.sleep(1.0)
         total = len(payloads) * spans
         loader = multiprocessing.get_context("spawn").Process(
-            target=_load, args=(f"http://127.0.0.1:{ports['http']}/v1/traces", payloads, clients)
+            target=_load, args=(f"{server.otlp_http}/v1/traces", payloads, clients)
         )
         started = time.perf_counter()
         loader.start()
-        while _written(api) < total:
+        while _written(server.api) < total:
             time.sleep(0.02)
             if not loader.is_alive() and loader.exitcode not in (0, None):
                 raise RuntimeError(f"load process failed with exit code {loader.exitcode}")
@@ -168,12 +135,6 @@ def end_to_end(
             spy.wait(30)
             summary = _top_functions(profile) if profile and profile.exists() else "(py-spy wrote nothing)"
         return total / elapsed, rss, summary
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
 
 def _top_functions(path: Path, n: int = 12) -> str:
