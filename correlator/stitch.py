@@ -21,7 +21,7 @@ from correlator.rules import (
     span_key_expr,
     step_expr,
 )
-from triage.settings import Settings
+from triage.settings import Settings, Workflow
 from triage.store import Store
 
 # Normal cycles select by ingest time; a replay selects by event time (the column is swapped in run()).
@@ -124,8 +124,8 @@ class Stitcher:
         s.command(_TOUCH_SPANS, window)
         s.command(_TOUCH_LOGS, window)
         for workflow in self.workflows:
-            self._keys_from_spans(workflow.name, window)
-            self._keys_from_logs(workflow.name, window)
+            self._keys_from_spans(workflow, window)
+            self._keys_from_logs(workflow, window)
         s.command(_LINK_EDGES, window)
         s.command(_MESSAGE_EDGES, {**window, "since": since})
         for _ in range(self.settings.correlation.hop_rounds):
@@ -140,8 +140,8 @@ class Stitcher:
     def _event_count(self) -> int:
         return int(self.store.command("SELECT count() FROM business_events"))
 
-    def _keys_from_spans(self, name: str, window: dict[str, datetime]) -> None:
-        workflow = next(w for w in self.workflows if w.name == name)
+    def _keys_from_spans(self, workflow: Workflow, window: dict[str, datetime]) -> None:
+        name = workflow.name
         params = Params()
         key = span_key_expr(workflow, params)
         wf = params.add(name)
@@ -153,8 +153,8 @@ class Stitcher:
         """
         self.store.command(sql, {**params.values, **window})
 
-    def _keys_from_logs(self, name: str, window: dict[str, datetime]) -> None:
-        workflow = next(w for w in self.workflows if w.name == name)
+    def _keys_from_logs(self, workflow: Workflow, window: dict[str, datetime]) -> None:
+        name = workflow.name
         params = Params()
         key = log_key_expr(workflow, params)
         wf = params.add(name)
