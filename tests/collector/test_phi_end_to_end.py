@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -118,9 +119,9 @@ def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_da
         response = httpx.post(f"{server.otlp_http}/v1/logs", json=doc)
         assert response.status_code == 200
         # Raw integration-engine lines: a log4j line with free text, then the HL7 message itself.
-        raw = f"ERROR 2026-11-24 10:15:02,123 [ADT-Inbound] channel-writer: lookup failed for {detail}\n" + adt.replace(
-            "\r", "\n"
-        )
+        # Dated an hour ago: a fixed date would fall out of raw retention as the calendar moves on.
+        stamp = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S,123")
+        raw = f"ERROR {stamp} [ADT-Inbound] channel-writer: lookup failed for {detail}\n" + adt.replace("\r", "\n")
         response = httpx.post(
             f"{server.api}/api/v1/logs/raw",
             params={"source": "mirth"},
