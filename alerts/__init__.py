@@ -2,7 +2,8 @@
 
 The small public surface other parts use:
 
-- `run_alerts(runtime, stop)`: the background evaluator of `triage serve`;
+- `run_alerts(evaluator, stop)`: the background evaluator of `triage serve`;
+- `AlertRule`, `parse_rules`, `inline_rules(settings)`: the rule language (alerts/language.py);
 - `Evaluator(store, settings)`: one evaluator (`evaluate(now)` blocking, `cycle(client)` async);
 - `list_alerts`, `get_alert`, `alert_events`: alert state as stored;
 - `create_silence`, `list_silences`, `get_silence`, `expire_silence`: silences;
@@ -12,11 +13,14 @@ The small public surface other parts use:
 
 from __future__ import annotations
 
-from alerts.alert import ACTIVE, FIRING, PENDING, RESOLVED, Alert
+from alerts.alert import ACTIVE, FIRING, PENDING, RESOLVED, Alert, AlertEvent
 from alerts.evaluator import CycleReport, Evaluator, run_alerts
 from alerts.export import export_prometheus
+from alerts.language import AlertRule, parse_rules
+from alerts.language import configured_inline as inline_rules
 from alerts.rules import LoadedRule, api_rules, delete_api_rule, pack_names, rule_from_api, save_api_rule
 from alerts.rules import configured as configured_rules
+from alerts.rules import load_file as load_rules_file
 from alerts.silences import (
     Matcher,
     Silence,
@@ -26,7 +30,7 @@ from alerts.silences import (
     get_silence,
     list_silences,
 )
-from alerts.state import alert_events, get_alert, list_alerts
+from alerts.state import alert_events, get_alert, list_alerts, recent_alerts
 from alerts.webhooks import SIGNATURE_HEADER, TargetStatus, dead_letters, sign
 
 __all__ = [
@@ -36,6 +40,8 @@ __all__ = [
     "RESOLVED",
     "SIGNATURE_HEADER",
     "Alert",
+    "AlertEvent",
+    "AlertRule",
     "CycleReport",
     "Evaluator",
     "LoadedRule",
@@ -53,9 +59,13 @@ __all__ = [
     "export_prometheus",
     "get_alert",
     "get_silence",
+    "inline_rules",
     "list_alerts",
     "list_silences",
+    "load_rules_file",
     "pack_names",
+    "recent_alerts",
+    "parse_rules",
     "rule_from_api",
     "run_alerts",
     "save_api_rule",

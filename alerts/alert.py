@@ -52,6 +52,20 @@ class Alert:
         return self.annotations.get("dashboard_url", "")
 
 
+@dataclass(frozen=True)
+class AlertEvent:
+    """One line of an alert's history: a transition or a delivery."""
+
+    at: datetime
+    fingerprint: str
+    rule: str
+    kind: str
+    channel: str
+    delivery_id: str
+    detail: str
+    labels: dict[str, str]
+
+
 def fingerprint(labels: dict[str, str]) -> str:
     """A stable id of an alert's identity: the hash of its sorted labels."""
     canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))

@@ -1,7 +1,7 @@
 """The alert evaluator: every `alerts.interval`, evaluate the rules, move alert state, notify.
 
 A cycle (in a worker thread, the store calls block): load state once from the store, evaluate
-every rule, refresh the business gauges, advance pending → firing → resolved and persist the
+every rule, refresh the queue and dependency gauges, advance pending → firing → resolved and persist the
 changes, apply silences, post to Alertmanager. Back on the event loop, webhook messages that are
 due go to background tasks that retry them with backoff.
 """
@@ -13,21 +13,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 
 from alerts import gauges, metrics, signals, state
 from alerts.alert import FIRING, PENDING, Alert, Match
 from alerts.alertmanager import Alertmanager
+from alerts.language import AlertRule
 from alerts.rules import LoadedRule, RuleBook
 from alerts.silences import current_silences, silenced_by
 from alerts.webhooks import TargetStatus, WebhookDispatcher
-from triage.settings import AlertRule, Settings
+from triage.metrics import publish
+from triage.settings import Settings
 from triage.store import Store
-
-if TYPE_CHECKING:
-    from triage.runtime import Runtime
 
 log = logging.getLogger("triage.alerts")
 
@@ -75,7 +73,7 @@ class Evaluator:
         try:
             gauges.refresh(self.store, self.settings, now)
         except Exception:
-            log.exception("event=business_gauges_failed")
+            log.exception("event=technical_gauges_failed")
         transition = state.advance(self.live, matches, failed, self.settings, now)
         state.save(self.store, transition.changed)
         state.record(self.store, transition.events)
@@ -134,7 +132,7 @@ class Evaluator:
                 which = "silenced" if a.fingerprint in silenced else a.status
                 key = (a.rule, a.severity, which)
                 counts[key] = counts.get(key, 0.0) + 1
-        metrics.publish(metrics.ALERTS, counts)
+        publish(metrics.ALERTS, counts)
         metrics.SILENCES.set(active_silences)
 
     async def cycle(self, client: httpx.AsyncClient, now: datetime | None = None) -> CycleReport:
@@ -178,16 +176,13 @@ class Evaluator:
             self.alertmanager.close()
 
 
-async def run_alerts(runtime: Runtime, stop: asyncio.Event) -> None:
+async def run_alerts(evaluator: Evaluator, stop: asyncio.Event) -> None:
     """Background task for `triage serve`: evaluate alert rules every `alerts.interval` until stopped."""
-    if not runtime.settings.alerts.enabled or "alerts" in runtime.extras:
-        return
-    evaluator = Evaluator(runtime.store, runtime.settings)
-    runtime.extras["alerts"] = evaluator
+    conf = evaluator.settings.alerts
     log.info(
         "event=alerts_started interval=%.1fs alertmanager=%s webhooks=%d",
-        runtime.settings.alerts.interval,
-        runtime.settings.alerts.alertmanager_url or "none",
-        len(runtime.settings.alerts.webhooks),
+        conf.interval,
+        conf.alertmanager_url or "none",
+        len(conf.webhooks),
     )
     await evaluator.run(stop)

@@ -16,8 +16,10 @@ from urllib.parse import quote
 
 import yaml
 
+from alerts.language import AlertRule
 from alerts.templates import base_url
-from triage.settings import AlertRule, Settings
+from triage.settings import Settings
+from triage.vocabulary import STUCK, CauseKind
 
 _STUCK_LABELS = ["workflow", "state", "facility", "criticality", "cause_kind", "cause_component"]
 _ANY = {
@@ -81,7 +83,7 @@ def _transactions(rule: AlertRule) -> tuple[str, str]:
     w = rule.when
     unsupported = [c for c in ("step", "min_value", "period_close_within", "overdue") if getattr(w, c) is not None]
     unsupported += [f"group_by {g}" for g in rule.grouping if g not in _STUCK_LABELS]
-    unsupported += [f"state {s}" for s in w.state or [] if s not in ("stalled", "blocked", "failed")]
+    unsupported += [f"state {s}" for s in w.state or [] if s not in STUCK]
     if w.min_age is not None and (w.count_over or w.value_at_risk_over is not None):
         unsupported.append("min_age together with count_over/value_at_risk_over")
     if unsupported:
@@ -206,11 +208,11 @@ def _rule(rule: AlertRule, settings: Settings) -> dict[str, Any]:
         expr, measure = _transactions(rule)
     labels = {k: v for k, v in rule.when.pinned().items() if k not in rule.grouping}
     if rule.kind == "queues":
-        labels["cause_kind"] = "queue_backlog"
+        labels["cause_kind"] = str(CauseKind.QUEUE_BACKLOG)
         if "queue" in rule.grouping:
             labels["cause_component"] = "{{ $labels.queue }}"
     elif rule.kind == "dependencies":
-        labels.update(cause_kind="dependency_error", cause_component="{{ $labels.service }}")
+        labels.update(cause_kind=str(CauseKind.DEPENDENCY_ERROR), cause_component="{{ $labels.service }}")
     labels.update(severity=rule.severity, **rule.labels)
     summary = _template(rule.summary, rule, measure, settings) if rule.summary else UNKNOWN
     if UNKNOWN in summary:  # the rule's summary needs fields Prometheus does not have

@@ -1,4 +1,5 @@
-"""Alerting self-metrics and the business gauges Prometheus users write their own rules over, declared once."""
+"""Alerting self-metrics and the technical gauges (queues, dependencies) Prometheus rules are written over,
+declared once. The business gauges (triage_stuck_transactions*) are the correlator's."""
 
 from __future__ import annotations
 
@@ -39,15 +40,7 @@ DELIVERY_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-# Business gauges (refreshed every evaluation cycle; a label set that disappears is removed).
-_STUCK_LABELS = ["workflow", "state", "facility", "facility_name", "criticality", "cause_kind", "cause_component"]
-STUCK = Gauge("triage_stuck_transactions", "Stuck (stalled, blocked, failed) transactions", _STUCK_LABELS)
-STUCK_VALUE = Gauge("triage_stuck_transactions_value", "Value of stuck transactions", _STUCK_LABELS)
-STUCK_OLDEST = Gauge(
-    "triage_stuck_transactions_oldest_seconds",
-    "Age of the oldest stuck transaction (since its cause started, else its last update)",
-    _STUCK_LABELS,
-)
+# Technical gauges that exported Prometheus rules are written over (refreshed every evaluation cycle).
 QUEUE_STATUS = Gauge(
     "triage_queue_status",
     "1 for a queue's current status (ok, lagging, stalled, stopped, unknown)",
@@ -58,17 +51,3 @@ DEPENDENCY_ERROR_RATIO = Gauge(
     "triage_dependency_error_ratio", "Share of failed calls to a service over alerts.signal_window", ["service"]
 )
 DEPENDENCY_CALLS = Gauge("triage_dependency_calls", "Calls to a service over alerts.signal_window", ["service"])
-
-_published: dict[Gauge, set[tuple[str, ...]]] = {}
-
-
-def publish(gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
-    """Set a gauge to exactly these label sets: the ones that vanished are removed, not left stale."""
-    for labels, value in values.items():
-        gauge.labels(*labels).set(value)
-    for labels in _published.get(gauge, set()) - set(values):
-        try:
-            gauge.remove(*labels)
-        except KeyError:
-            pass
-    _published[gauge] = set(values)

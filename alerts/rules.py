@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -15,8 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from alerts import metrics
+from alerts.language import AlertRule, configured_inline, parse_rules
 from triage.errors import ConfigError
-from triage.settings import AlertRule, Settings, format_validation_error, read_yaml
+from triage.settings import Settings, read_yaml
 from triage.store import Store
 
 log = logging.getLogger("triage.alerts")
@@ -33,20 +35,6 @@ def pack_names() -> list[str]:
     """The rule packs shipped in alerts/packs/."""
     folder = resources.files("alerts").joinpath("packs")
     return sorted(e.name.removesuffix(".yaml") for e in folder.iterdir() if e.name.endswith(".yaml"))
-
-
-def _validated(item: Any, index: int, items: list[Any], source: str) -> AlertRule:
-    try:
-        return AlertRule.model_validate(item)
-    except ValidationError as exc:
-        lines = format_validation_error(exc, source, {"rules": items}).splitlines()
-        named = [lines[0]] + [line.replace("  - ", f"  - {_where(index, item)}", 1) for line in lines[1:]]
-        raise ConfigError("\n".join(named)) from exc
-
-
-def _where(index: int, item: Any) -> str:
-    name = item.get("name") if isinstance(item, dict) else None
-    return f"rules[{index}]{f' ({name})' if name else ''}."
 
 
 def load_file(path: str | Path) -> list[AlertRule]:
@@ -67,18 +55,18 @@ def _list(data: Any, source: str) -> list[AlertRule]:
     items = data.get("rules") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise ConfigError(f"{source}: expected `rules:` with a list of rules (name, when, for, severity, summary)")
-    return [_validated(item, i, items, source) for i, item in enumerate(items)]
+    return parse_rules(items, source)
 
 
 def rule_from_api(body: dict[str, Any]) -> AlertRule:
     """A rule posted to the API; ConfigError names the field."""
-    return _validated(body, 0, [body], "request body")
+    return parse_rules([body], "request body")[0]
 
 
 def configured(settings: Settings) -> list[LoadedRule]:
     """Config, rules file and packs, names unique across them (ConfigError otherwise)."""
     conf = settings.alerts
-    rules = [LoadedRule(r, "config") for r in conf.rules]
+    rules = [LoadedRule(r, "config") for r in configured_inline(settings)]
     if conf.rules_file:
         rules += [LoadedRule(r, f"file:{conf.rules_file}") for r in load_file(conf.rules_file)]
     for pack in conf.packs:
@@ -178,7 +166,8 @@ class RuleBook:
             self._static_error = str(exc)
             log.error("event=alert_rules_invalid keeping=last_good error=%s", str(exc).replace("\n", " | "))
             if not self._static:
-                self._static = [LoadedRule(r, "config") for r in self.settings.alerts.rules]
+                with contextlib.suppress(ConfigError):  # the config's own rules, when only the file is bad
+                    self._static = [LoadedRule(r, "config") for r in configured_inline(self.settings)]
 
 
 def _warn_unknown_workflows(rules: list[LoadedRule], settings: Settings) -> None:

@@ -8,53 +8,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from alerts.alert import Match
+from alerts.language import AlertRule
 from alerts.templates import CAP, age, money, one_or_count, overview_path, transaction_path, when
-from correlator import dependency_health
+from collector import current_queue_states
+from correlator import (
+    SampleTransaction,
+    Selection,
+    StuckComponent,
+    TransactionGroup,
+    dependency_health,
+    group_transactions,
+    stuck_by_component,
+)
 from triage.durations import format_duration
-from triage.settings import AlertRule, Settings
+from triage.settings import Settings
 from triage.store import Store
+from triage.vocabulary import STUCK, CauseKind
 
 log = logging.getLogger("triage.alerts")
-STUCK = ["stalled", "blocked", "failed"]
 MAX_GROUPS = 1000  # alerts one rule may raise per cycle; the largest by value first
-# group_by label → business_transactions column (our own constants, never user text).
-TX_COLUMNS = {
-    "workflow": "Workflow",
-    "key": "Key",
-    "state": "State",
-    "facility": "Facility",
-    "criticality": "Criticality",
-    "cause_kind": "CauseKind",
-    "cause_component": "CauseComponent",
-    "step": "CurrentStep",
-}
-_TX_FILTERED = """
-FROM business_transactions FINAL
-WHERE has({states:Array(String)}, State)
-  AND (empty({workflows:Array(String)}) OR has({workflows:Array(String)}, Workflow))
-  AND (empty({criticalities:Array(String)}) OR has({criticalities:Array(String)}, Criticality))
-  AND (empty({facilities:Array(String)}) OR has({facilities:Array(String)}, Facility))
-  AND (empty({cause_kinds:Array(String)}) OR has({cause_kinds:Array(String)}, CauseKind))
-  AND (empty({components:Array(String)}) OR has({components:Array(String)}, CauseComponent))
-  AND (empty({steps:Array(String)}) OR has({steps:Array(String)}, CurrentStep))
-  AND coalesce(CauseSince, UpdatedAt) <= {aged_before:DateTime64(9)}
-  AND ({overdue_check:UInt8} = 0 OR (DueAt IS NOT NULL AND DueAt <= {due_before:DateTime64(9)}))
-  AND Value >= {min_value:Float64}
-"""
-_TX_AGGREGATES = f"""
-count() AS n, sum(Value) AS value, min(coalesce(CauseSince, UpdatedAt)) AS since,
-groupUniqArray({CAP})(Workflow), groupUniqArray({CAP})(State), groupUniqArray({CAP})(Facility),
-groupUniqArray({CAP})(FacilityName), groupUniqArray({CAP})(Criticality), groupUniqArray({CAP})(CauseKind),
-groupUniqArray({CAP})(CauseComponent), groupUniqArray({CAP})(CurrentStep),
-topKIf(1)(tuple(CauseKind, CauseComponent, CauseDetail), CauseKind != '') AS top_cause,
-groupArraySorted(5)((-Priority, Workflow, Key, FacilityName, Criticality, Value, State, CurrentStep, CauseDetail))
-"""
-_STUCK_ON = """
-SELECT CauseComponent, count(), sum(Value), groupUniqArray(6)(Workflow)
-FROM business_transactions FINAL
-WHERE State IN ('stalled', 'blocked', 'failed') AND has({components:Array(String)}, CauseComponent)
-GROUP BY CauseComponent
-"""
 
 
 def evaluate(rule: AlertRule, store: Store, settings: Settings, now: datetime) -> list[Match]:
@@ -83,76 +55,69 @@ def transaction_matches(rule: AlertRule, store: Store, settings: Settings, now: 
         if close is None:
             return []
     groups = rule.grouping
-    select = "".join(f"{TX_COLUMNS[g]} AS g_{g}, " for g in groups)
-    group_by = f"GROUP BY {', '.join(TX_COLUMNS[g] for g in groups)}" if groups else ""
-    sql = (
-        f"SELECT {select}{_TX_AGGREGATES} {_TX_FILTERED} {group_by} "
-        "HAVING n > {count_over:UInt64} AND value > {value_over:Float64} ORDER BY value DESC, n DESC "
-        f"LIMIT {MAX_GROUPS}"
+    selection = Selection(
+        states=tuple(w.state or STUCK),
+        workflows=tuple(w.workflow or ()),
+        criticalities=tuple(w.criticality or ()),
+        facilities=tuple(w.facility or ()),
+        cause_kinds=tuple(w.cause_kind or ()),
+        components=tuple(w.cause_component or ()),
+        steps=tuple(w.step or ()),
+        aged_before=now - timedelta(seconds=w.min_age or 0),
+        due_before=now - timedelta(seconds=w.overdue) if w.overdue is not None else None,
+        min_value=w.min_value or 0.0,
     )
-    params: dict[str, Any] = {
-        "states": list(w.state or STUCK),
-        "workflows": w.workflow or [],
-        "criticalities": list(w.criticality or []),
-        "facilities": w.facility or [],
-        "cause_kinds": list(w.cause_kind or []),
-        "components": w.cause_component or [],
-        "steps": w.step or [],
-        "aged_before": now - timedelta(seconds=w.min_age or 0),
-        "overdue_check": int(w.overdue is not None),
-        "due_before": now - timedelta(seconds=w.overdue or 0),
-        "min_value": w.min_value or 0.0,
-        "count_over": w.count_over or 0,
-        "value_over": w.value_at_risk_over if w.value_at_risk_over is not None else -1.0,
-    }
-    rows = store.query(sql, params).result_rows
-    if len(rows) >= MAX_GROUPS:
-        log.warning("event=alert_groups_truncated rule=%s groups=%d hint='group_by fewer labels'", rule.name, len(rows))
-    return [_transaction_match(rule, groups, row, now, close) for row in rows]
+    found = group_transactions(
+        store,
+        selection,
+        groups,
+        count_over=w.count_over or 0,
+        value_over=w.value_at_risk_over if w.value_at_risk_over is not None else -1.0,
+        cap=CAP,
+        limit=MAX_GROUPS,
+    )
+    if len(found) >= MAX_GROUPS:
+        log.warning(
+            "event=alert_groups_truncated rule=%s groups=%d hint='group_by fewer labels'", rule.name, len(found)
+        )
+    return [_transaction_match(rule, g, now, close) for g in found]
 
 
-def _transaction_match(
-    rule: AlertRule, groups: list[str], row: Sequence[Any], now: datetime, close: date | None
-) -> Match:
-    grouped = dict(zip(groups, (str(v) for v in row[: len(groups)]), strict=True))
-    (n, value, since, workflows, states, facilities, names, crits, kinds, components, steps, top, sample) = row[
-        len(groups) :
-    ]
-    labels = {**rule.when.pinned(), **{k: v for k, v in grouped.items() if v}}
-    cause = top[0] if top else None
-    facility_names = [str(x) for x in names]
+def _transaction_match(rule: AlertRule, g: TransactionGroup, now: datetime, close: date | None) -> Match:
+    labels = {**rule.when.pinned(), **{k: v for k, v in g.labels.items() if v}}
+    cause, sample = g.top_cause, g.sample
     context = {
-        "workflow": one_or_count("workflow", list(workflows)),
-        "state": states[0] if len(states) == 1 else "stuck",
-        "facility": one_or_count("facility", list(facilities)),
-        "facility_name": one_or_count("facility_name", facility_names),
-        "criticality": one_or_count("criticality", list(crits)),
-        "cause_kind": one_or_count("cause_kind", [k for k in kinds if k]),
-        "cause_component": one_or_count("cause_component", [c for c in components if c]),
-        "cause_detail": cause[2] if cause else "",
-        "top_cause": f"{cause[0]} on {cause[1]}" if cause else "no cause named",
-        "step": one_or_count("step", list(steps)),
-        "key": grouped.get("key") or (sample[0][2] if len(sample) == 1 else f"{n} transactions"),
+        "workflow": one_or_count("workflow", g.workflows),
+        "state": g.states[0] if len(g.states) == 1 else "stuck",
+        "facility": one_or_count("facility", g.facilities),
+        "facility_name": one_or_count("facility_name", g.facility_names),
+        "criticality": one_or_count("criticality", g.criticalities),
+        "cause_kind": one_or_count("cause_kind", [k for k in g.cause_kinds if k]),
+        "cause_component": one_or_count("cause_component", [c for c in g.components if c]),
+        "cause_detail": cause.detail if cause else "",
+        "top_cause": f"{cause.kind} on {cause.component}" if cause else "no cause named",
+        "step": one_or_count("step", g.steps),
+        "key": g.labels.get("key") or (sample[0].key if len(sample) == 1 else f"{g.count} transactions"),
         "keys": "; ".join(_line(s) for s in sample),
-        "since": when(since),
-        "age": age(since, now),
+        "since": when(g.since),
+        "age": age(g.since, now),
         "period_close": close.isoformat() if close else "",
         "period_close_in": _until(close, now),
     }
-    keys = [f"{s[1]}/{s[2]}" for s in sample]
-    if n == 1 and sample:
-        path = transaction_path(sample[0][1], sample[0][2])
+    keys = [f"{s.workflow}/{s.key}" for s in sample]
+    if g.count == 1 and sample:
+        path = transaction_path(sample[0].workflow, sample[0].key)
     else:
         path = overview_path({k: v for k, v in labels.items() if k in ("workflow", "facility", "state", "cause_kind")})
-    return Match(labels, int(n), float(value), context, keys, path)
+    return Match(labels, g.count, g.value, context, keys, path)
 
 
-def _line(s: Sequence[Any]) -> str:
+def _line(s: SampleTransaction) -> str:
     """One transaction of a group, as on-call reads it."""
-    _, workflow, key, facility, criticality, value, state, step, detail = s
-    at = f" at {step}" if step else ""
-    why = f": {detail}" if detail else ""
-    return f"{workflow} {key} ({facility or 'no facility'}, {criticality}, {money(value)}) {state}{at}{why}"
+    at = f" at {s.step}" if s.step else ""
+    why = f": {s.detail}" if s.detail else ""
+    where = f"{s.facility_name or 'no facility'}, {s.criticality}, {money(s.value)}"
+    return f"{s.workflow} {s.key} ({where}) {s.state}{at}{why}"
 
 
 def _until(close: date | None, now: datetime) -> str:
@@ -162,17 +127,7 @@ def _until(close: date | None, now: datetime) -> str:
     return "today" if seconds <= 0 else f"in {format_duration(seconds)}"
 
 
-def stuck_on(store: Store, components: list[str]) -> dict[str, tuple[int, float, list[str]]]:
-    """Stuck transactions waiting on each component: count, value, workflows."""
-    if not components:
-        return {}
-    rows = store.query(_STUCK_ON, {"components": components}).result_rows
-    return {r[0]: (int(r[1]), float(r[2]), sorted(r[3])) for r in rows}
-
-
 def queue_matches(rule: AlertRule, store: Store, settings: Settings, now: datetime) -> list[Match]:
-    from collector.queues import current_queue_states
-
     w = rule.when
     states = [
         s
@@ -181,7 +136,7 @@ def queue_matches(rule: AlertRule, store: Store, settings: Settings, now: dateti
         and (w.queue is None or s.name in w.queue or (s.destination and s.destination in w.queue))
         and (w.min_backlog is None or (s.backlog or 0) >= w.min_backlog)
     ]
-    waiting = stuck_on(store, sorted({n for s in states for n in (s.name, s.destination) if n}))
+    waiting = stuck_by_component(store, sorted({n for s in states for n in (s.name, s.destination) if n}))
     groups: dict[tuple[str, ...], list[Any]] = {}
     for s in states:
         values = {"queue": s.name, "system": s.system, "queue_status": s.status}
@@ -190,11 +145,9 @@ def queue_matches(rule: AlertRule, store: Store, settings: Settings, now: dateti
     for key, members in groups.items():
         grouped = dict(zip(rule.grouping, key, strict=True))
         names = sorted({n for s in members for n in (s.name, s.destination) if n})
-        count = sum(waiting.get(n, (0, 0.0, []))[0] for n in names)
-        value = sum(waiting.get(n, (0, 0.0, []))[1] for n in names)
-        workflows = sorted({wf for n in names for wf in waiting.get(n, (0, 0.0, []))[2]})
+        count, value, workflows = _waiting_on(waiting, names)
         queue = one_or_count("queue", [s.name for s in members])
-        labels = {**w.pinned(), **grouped, "cause_kind": "queue_backlog"}
+        labels = {**w.pinned(), **grouped, "cause_kind": str(CauseKind.QUEUE_BACKLOG)}
         if len(members) == 1:
             labels["cause_component"] = members[0].name
         oldest = max((s.oldest_age_seconds or 0.0 for s in members), default=0.0)
@@ -207,12 +160,14 @@ def queue_matches(rule: AlertRule, store: Store, settings: Settings, now: dateti
             "oldest_age": format_duration(oldest) if oldest else "unknown",
             "detail": "; ".join(f"{s.name}: {s.detail}" for s in members if s.detail),
             "workflow": one_or_count("workflow", workflows),
-            "cause_kind": "queue_backlog",
+            "cause_kind": str(CauseKind.QUEUE_BACKLOG),
             "cause_component": queue,
             "since": when(min((s.sampled_at for s in members if s.sampled_at), default=None)),
             "age": format_duration(oldest) if oldest else "unknown",
         }
-        path = overview_path({"cause_kind": "queue_backlog", "cause_component": labels.get("cause_component", "")})
+        path = overview_path(
+            {"cause_kind": str(CauseKind.QUEUE_BACKLOG), "cause_component": labels.get("cause_component", "")}
+        )
         matches.append(Match(labels, count, value, context, [], path))
     return matches
 
@@ -227,7 +182,7 @@ def dependency_matches(rule: AlertRule, store: Store, settings: Settings, now: d
         for name, h in sorted(health.items())
         if h.calls >= min_calls and h.errors / h.calls > rate
     ]
-    waiting = stuck_on(store, [r[0] for r in failing])
+    waiting = stuck_by_component(store, [r[0] for r in failing])
     groups: dict[tuple[str, ...], list[Sequence[Any]]] = {}
     for r in failing:
         groups.setdefault(tuple(r[0] for _ in rule.grouping), []).append(r)
@@ -236,10 +191,12 @@ def dependency_matches(rule: AlertRule, store: Store, settings: Settings, now: d
         services = [m[0] for m in members]
         calls, errors = sum(int(m[1]) for m in members), sum(int(m[2]) for m in members)
         first = min((m[3] for m in members), default=None)
-        count = sum(waiting.get(s, (0, 0.0, []))[0] for s in services)
-        value = sum(waiting.get(s, (0, 0.0, []))[1] for s in services)
-        workflows = sorted({wf for s in services for wf in waiting.get(s, (0, 0.0, []))[2]})
-        labels = {**w.pinned(), **dict(zip(rule.grouping, key, strict=True)), "cause_kind": "dependency_error"}
+        count, value, workflows = _waiting_on(waiting, services)
+        labels = {
+            **w.pinned(),
+            **dict(zip(rule.grouping, key, strict=True)),
+            "cause_kind": str(CauseKind.DEPENDENCY_ERROR),
+        }
         if len(services) == 1:
             labels["cause_component"] = services[0]
         service = one_or_count("service", services)
@@ -250,11 +207,19 @@ def dependency_matches(rule: AlertRule, store: Store, settings: Settings, now: d
             "calls": f"{calls:,}",
             "detail": "; ".join(sorted({str(m[4]) for m in members if m[4]})) or "errors",
             "workflow": one_or_count("workflow", workflows),
-            "cause_kind": "dependency_error",
+            "cause_kind": str(CauseKind.DEPENDENCY_ERROR),
             "cause_component": service,
             "since": when(first),
             "age": age(first, now),
         }
-        path = overview_path({"cause_kind": "dependency_error", "cause_component": labels.get("cause_component", "")})
+        path = overview_path(
+            {"cause_kind": str(CauseKind.DEPENDENCY_ERROR), "cause_component": labels.get("cause_component", "")}
+        )
         matches.append(Match(labels, count, value, context, [], path))
     return matches
+
+
+def _waiting_on(waiting: dict[str, StuckComponent], components: list[str]) -> tuple[int, float, list[str]]:
+    """Stuck transactions waiting on any of `components`: count, value, workflows."""
+    found = [waiting[c] for c in components if c in waiting]
+    return sum(f.count for f in found), sum(f.value for f in found), sorted({w for f in found for w in f.workflows})

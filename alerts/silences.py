@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+import re2
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from triage.durations import Duration
 from triage.store import Store
 
 SilenceState = Literal["pending", "active", "expired"]
+_QUIET = re2.Options()
+_QUIET.log_errors = False
 _COLUMNS = ["Id", "Matchers", "StartsAt", "EndsAt", "CreatedBy", "Comment", "CreatedAt", "Version"]
 _ALL = f"SELECT {', '.join(_COLUMNS[:-1])} FROM alert_silences FINAL ORDER BY CreatedAt DESC LIMIT 10000"
 _ONE = f"SELECT {', '.join(_COLUMNS[:-1])} FROM alert_silences FINAL WHERE Id = {{id:String}}"
@@ -35,21 +37,26 @@ class Matcher(BaseModel):
     is_regex: bool = Field(False, validation_alias=AliasChoices("is_regex", "isRegex"))
     is_equal: bool = Field(True, validation_alias=AliasChoices("is_equal", "isEqual"))
 
+    # RE2, as Alertmanager's own matchers: linear time, so no value can make matching backtrack for ever.
+    _regex: Any = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _compiles(self) -> Matcher:
         if self.is_regex:
             try:
-                re.compile(self.value)
-            except re.error as exc:
+                self._regex = re2.compile(self.value, options=_QUIET)
+            except re2.error as exc:
+                reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
                 raise ValueError(
-                    f"matcher {self.name}: {self.value!r} is not a valid regular expression: {exc}"
+                    f"matcher {self.name}: {self.value!r} is not a valid regular expression (RE2 syntax, as "
+                    f"Alertmanager's): {reason}"
                 ) from exc
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:
         actual = labels.get(self.name, "")
-        hit = re.fullmatch(self.value, actual) is not None if self.is_regex else actual == self.value
-        return hit == self.is_equal
+        hit = self._regex.fullmatch(actual) is not None if self.is_regex else actual == self.value
+        return bool(hit == self.is_equal)
 
 
 class SilenceRequest(BaseModel):

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.alert import ACTIVE, FIRING, INACTIVE, PENDING, RESOLVED, Alert, Match, fingerprint
+from alerts.alert import ACTIVE, FIRING, INACTIVE, PENDING, RESOLVED, Alert, AlertEvent, Match, fingerprint
+from alerts.language import AlertRule
 from alerts.templates import annotate
-from triage.settings import AlertRule, Settings
+from triage.settings import Settings
 from triage.store import Store
 
 STATE_COLUMNS = [
@@ -39,6 +40,11 @@ _SELECT = f"SELECT {', '.join(STATE_COLUMNS[:-1])} FROM alert_state FINAL"
 _LIVE = (
     _SELECT + " WHERE Status IN ('pending', 'firing') OR (Status = 'resolved' AND UpdatedAt >= {since:DateTime64(3)})"
 )
+# Firing first, then pending, then what resolved lately; the largest value first within each.
+_RECENT = (
+    _LIVE + " ORDER BY indexOf(['firing', 'pending', 'resolved'], Status), Value DESC, UpdatedAt DESC"
+    " LIMIT {limit:UInt32}"
+)
 _LIST = (
     _SELECT + " WHERE has({statuses:Array(String)}, Status)"
     " AND ({rule:String} = '' OR Rule = {rule:String}) ORDER BY UpdatedAt DESC LIMIT {limit:UInt32}"
@@ -46,7 +52,7 @@ _LIST = (
 _ONE = _SELECT + " WHERE Fingerprint = {fingerprint:String}"
 _EVENTS = """
 SELECT At, Fingerprint, Rule, Kind, Channel, DeliveryId, Detail, Labels FROM alert_events
-WHERE ({fingerprint:String} = '' OR Fingerprint = {fingerprint:String})
+WHERE ({fingerprint:String} = '' OR Fingerprint = {fingerprint:String}) AND At >= {since:DateTime64(3)}
 ORDER BY At DESC LIMIT {limit:UInt32}
 """
 _DONE_DELIVERIES = """
@@ -93,10 +99,17 @@ def get_alert(store: Store, fp: str) -> Alert | None:
     return _alert(row) if row else None
 
 
-def alert_events(store: Store, fp: str = "", limit: int = 200) -> list[dict[str, Any]]:
-    rows = store.query(_EVENTS, {"fingerprint": fp, "limit": limit}).result_rows
-    names = ["at", "fingerprint", "rule", "kind", "channel", "delivery_id", "detail", "labels"]
-    return [dict(zip(names, r, strict=True)) for r in rows]
+def recent_alerts(store: Store, since: datetime, limit: int = 200) -> list[Alert]:
+    """Firing, then pending alerts, then those resolved since `since`."""
+    return [_alert(r) for r in store.query(_RECENT, {"since": since, "limit": limit}).result_rows]
+
+
+def alert_events(
+    store: Store, fp: str = "", limit: int = 200, since: datetime = datetime(1970, 1, 1)
+) -> list[AlertEvent]:
+    """What happened to alerts (one alert's with `fp`), newest first."""
+    rows = store.query(_EVENTS, {"fingerprint": fp, "limit": limit, "since": since}).result_rows
+    return [AlertEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], dict(r[7])) for r in rows]
 
 
 def done_deliveries(store: Store, now: datetime) -> dict[str, str]:

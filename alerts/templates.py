@@ -7,8 +7,9 @@ from datetime import datetime
 from urllib.parse import quote, urlencode
 
 from alerts.alert import Match
+from alerts.language import AlertRule
 from triage.durations import format_duration
-from triage.settings import AlertRule, Settings
+from triage.settings import Settings
 
 DEFAULT_SUMMARY = {
     "transactions": "{count} {workflow} {state} at {facility_name}: {top_cause} ({value} at risk)",

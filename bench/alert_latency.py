@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +38,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from alerts import run_alerts  # noqa: E402
+from app.runtime import Runtime  # noqa: E402
+from app.server import serve  # noqa: E402
 from correlator import Correlator  # noqa: E402
+from tests.conftest import free_port, serve_posts  # noqa: E402
+from tests.workflows import ST_MARYS_ICU, po_sent, procure_to_pay  # noqa: E402
 from triage.durations import parse_duration  # noqa: E402
-from triage.runtime import Runtime  # noqa: E402
-from triage.server import serve  # noqa: E402
 from triage.settings import load_settings  # noqa: E402
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 RULE = "bench_critical_po_blocked"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Arrivals:
@@ -61,25 +55,16 @@ class Arrivals:
 
     def __init__(self) -> None:
         self.seen: dict[tuple[str, str], float] = {}
-        arrivals = self
+        self.server = serve_posts(self._note)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                at = time.time()
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                alerts = body["alerts"] if "alerts" in body else [body["alert"]]
-                for alert in alerts:
-                    if body.get("status") == "firing" or alert.get("status") == "firing":
-                        arrivals.seen.setdefault((self.path, alert["labels"].get("key", "")), at)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _note(self, request: BaseHTTPRequestHandler) -> int:
+        at = time.time()
+        body = json.loads(request.rfile.read(int(request.headers.get("Content-Length", 0))))
+        alerts = body["alerts"] if "alerts" in body else [body["alert"]]
+        for alert in alerts:
+            if body.get("status") == "firing" or alert.get("status") == "firing":
+                self.seen.setdefault((request.path, alert["labels"].get("key", "")), at)
+        return 200
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
@@ -116,17 +101,7 @@ def start_alertmanager(tmp: Path, arrivals: Arrivals, group_wait: str) -> tuple[
 
 
 def settings_for(tmp: Path, am_url: str, arrivals: Arrivals, interval: float) -> Any:
-    workflow = {
-        "name": "procure_to_pay",
-        "keys": ["erp.po_number"],
-        "facility": "facility.id",
-        "value": "erp.amount",
-        "steps": [
-            {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
-            {"name": "po_sent", "match": {"attributes": {"messaging.destination.name": "erp.po.out"}}},
-        ],
-        "terminal": ["po_sent"],
-    }
+    workflow = procure_to_pay(po_sent({"attributes": {"messaging.destination.name": "erp.po.out"}}))
     rule = {"name": RULE, "when": {"state": ["blocked"], "criticality": ["critical"]}, "group_by": ["workflow", "key"]}
     values = {
         "store": f"chdb://{tmp / 'data'}",
@@ -134,7 +109,7 @@ def settings_for(tmp: Path, am_url: str, arrivals: Arrivals, interval: float) ->
         "otlp_http_port": free_port(),
         "otlp_grpc_port": free_port(),
         "log_level": "warning",
-        "facilities": [{"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"}],
+        "facilities": [ST_MARYS_ICU],
         "workflows": [workflow],
         "correlation": {"enabled": False, "settle": 0.2},
         "alerts": {
@@ -157,7 +132,6 @@ def run_server(settings: Any) -> tuple[Runtime, asyncio.AbstractEventLoop, async
             settings,
             stop=ready["stop"],
             on_ready=lambda rt: (ready.__setitem__("runtime", rt), started.set()),
-            background=[run_alerts],
         )
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
@@ -241,8 +215,8 @@ def main() -> None:
             results["webhook"].append(wait_arrival(arrivals, "/hook", po) - detected)
             results["alertmanager_notify"].append(wait_arrival(arrivals, "/am", po) - detected)
             time.sleep(interval * (i % 3) / 3)  # detections land at different points of the evaluator's cycle
-        evaluator = runtime.extras["alerts"]
-        evaluation = evaluator.last.seconds if evaluator.last else float("nan")
+        evaluator = runtime.evaluator
+        evaluation = evaluator.last.seconds if evaluator and evaluator.last else float("nan")
     finally:
         provider.shutdown()
         loop.call_soon_threadsafe(stop.set)

@@ -39,30 +39,18 @@ from rich.table import Table  # noqa: E402
 
 from bench.server import running_server  # noqa: E402
 from correlator import Correlator  # noqa: E402
+from tests.workflows import ST_MARYS_ICU, budget_approval, po_sent, procure_to_pay  # noqa: E402
 from triage.settings import load_settings  # noqa: E402
 from triage.store import Store  # noqa: E402
 
 SLA_SECONDS = 10
 CONFIG: dict[str, Any] = {
-    "facilities": [{"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"}],
+    "facilities": [ST_MARYS_ICU],
     "workflows": [
-        {
-            "name": "procure_to_pay",
-            "keys": ["erp.po_number"],
-            "facility": "facility.id",
-            "value": "erp.amount",
-            "steps": [
-                {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
-                {
-                    "name": "budget_approval",
-                    "match": {"service": "approval-saas", "span_name": "approve"},
-                    "human": True,
-                    "sla": {"normal": f"{SLA_SECONDS}s"},
-                },
-                {"name": "po_sent", "match": {"span_name": "send PO", "kind": "producer"}, "sla": {"normal": "1h"}},
-            ],
-            "terminal": ["po_sent"],
-        }
+        procure_to_pay(
+            budget_approval({"normal": f"{SLA_SECONDS}s"}),
+            po_sent({"span_name": "send PO", "kind": "producer"}, sla="1h"),
+        )
     ],
     "correlation": {"interval": 1, "settle": 0.5},
 }

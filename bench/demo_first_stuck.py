@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.server import stop_process  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ def measure(speed: float, backfill: str, timeout: float) -> dict[str, float | No
         f"--store chdb://{data} --port {port} --otlp-http-port {free_port()} --otlp-grpc-port {free_port()} "
         f"--speed {speed:g} --backfill {backfill} --duration {timeout + 10:g}"
     )
-    command = [sys.executable, "-m", "triage.cli", "demo", *flags.split()]
+    command = [sys.executable, "-m", "app.cli", "demo", *flags.split()]
     marks: dict[str, float | None] = dict.fromkeys(("api", "first_transaction", "first_stuck", "first_live_stuck"))
     began = time.monotonic()
     wall = datetime.now(UTC)
@@ -59,11 +60,7 @@ def measure(speed: float, backfill: str, timeout: float) -> dict[str, float | No
                 _poll(client, api, wall, marks, time.monotonic() - began)
                 time.sleep(0.25)
     finally:
-        demo.send_signal(signal.SIGINT)
-        try:
-            demo.wait(30)
-        except subprocess.TimeoutExpired:
-            demo.kill()
+        stop_process(demo, signal.SIGINT, 30)
         shutil.rmtree(data, ignore_errors=True)
     return marks
 

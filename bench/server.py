@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import serve_command, serve_ports
 
 
 @dataclass(frozen=True)
@@ -27,23 +26,8 @@ class Server:
 @contextmanager
 def running_server(data_dir: Path, config_file: Path | None = None) -> Iterator[Server]:
     """Start `triage serve`, wait until /readyz answers 200, SIGTERM it (kill after 60 s) at exit."""
-    ports = {"api": free_port(), "http": free_port(), "grpc": free_port()}
-    command = [
-        sys.executable,
-        "-m",
-        "triage.cli",
-        "serve",
-        "--store",
-        f"chdb://{data_dir}",
-        "--port",
-        str(ports["api"]),
-        "--otlp-http-port",
-        str(ports["http"]),
-        "--otlp-grpc-port",
-        str(ports["grpc"]),
-        "--log-level",
-        "warning",
-    ]
+    ports = serve_ports()
+    command = [*serve_command(data_dir, ports), "--log-level", "warning"]
     if config_file is not None:
         command += ["--config", str(config_file)]
     process = subprocess.Popen(
@@ -57,11 +41,16 @@ def running_server(data_dir: Path, config_file: Path | None = None) -> Iterator[
         _wait_ready(server.api, process)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, signal.SIGTERM, 60)
+
+
+def stop_process(process: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    """Send `sig`, give the process `timeout` seconds to exit, then kill it."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def _wait_ready(api: str, process: subprocess.Popen[bytes]) -> None:

@@ -32,16 +32,17 @@ def _status(code: int, message: str, encoding: Encoding, headers: dict[str, str]
     return Response(body, status_code=code, media_type=_MEDIA[encoding], headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, advice: str = "send smaller batches") -> bytes:
+    """The request body, refused (PayloadTooLarge) as soon as it is declared or read past `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit; send smaller batches")
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit; {advice}")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit; send smaller batches")
+            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit; {advice}")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -58,7 +59,7 @@ def create_otlp_http_app(receiver: Receiver, ingest: Ingest, keys: ApiKeys) -> S
         if not keys.allows(request.headers):
             return _status(401, ApiKeys.CHALLENGE, encoding, {"WWW-Authenticate": "Bearer"})
         try:
-            raw = await _read_body(request, ingest.max_body_bytes)
+            raw = await read_body(request, ingest.max_body_bytes)
             body = decompress(raw, request.headers.get("content-encoding"), ingest.max_decompressed_bytes)
             decoded = receiver.accept(signal, body, encoding, "http")
         except PayloadTooLarge as exc:

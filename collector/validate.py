@@ -6,6 +6,7 @@ removes invalid spans, log records and data points in place and says why, by pos
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from collector.otlp import Decoded, Signal
@@ -36,79 +37,77 @@ def _span_problem(span: Any) -> str:
     return ""
 
 
-def validate_traces(message: Any) -> Decoded:
-    """Drop spans with invalid ids; say whether any attribute holds an array or kvlist value."""
+def _prune(
+    message: Any, path: tuple[str, str, str], problem_of: Callable[[Any], str], weight: Callable[[Any], int]
+) -> tuple[int, int, list[str]]:
+    """Remove every item (at resource[r].scope[s].item[i] under `path`) that has a problem, in place.
+
+    Returns the accepted and rejected counts (each item counts `weight(item)`) and the problems by position.
+    """
     accepted = rejected = 0
     errors: list[str] = []
-    for r, resource_spans in enumerate(message.resource_spans):
-        for s, scope_spans in enumerate(resource_spans.scope_spans):
-            spans = scope_spans.spans
-            for i in range(len(spans) - 1, -1, -1):
-                span = spans[i]
-                problem = _span_problem(span)
+    outer, middle, inner = path
+    for r, resource in enumerate(getattr(message, outer)):
+        for s, scope in enumerate(getattr(resource, middle)):
+            items = getattr(scope, inner)
+            for i in range(len(items) - 1, -1, -1):
+                problem = problem_of(items[i])
                 if problem:
-                    rejected += 1
-                    errors.append(f"resource_spans[{r}].scope_spans[{s}].spans[{i}]: {problem}")
-                    del spans[i]
-                    continue
-                accepted += 1
+                    rejected += max(weight(items[i]), 1)
+                    errors.append(f"{outer}[{r}].{middle}[{s}].{inner}[{i}]: {problem}")
+                    del items[i]
+                else:
+                    accepted += weight(items[i])
+    return accepted, rejected, errors
+
+
+def _one(_: Any) -> int:
+    return 1
+
+
+def validate_traces(message: Any) -> Decoded:
+    """Drop spans with invalid ids."""
+    accepted, rejected, errors = _prune(message, ("resource_spans", "scope_spans", "spans"), _span_problem, _one)
     return Decoded("traces", message, accepted, rejected, _summary(errors, "spans"))
+
+
+def _record_problem(record: Any) -> str:
+    for field, size in (("trace_id", 16), ("span_id", 8)):
+        problem = _bad_id(getattr(record, field), size, False)
+        if problem:
+            return f"{field} {problem}"
+    return ""
 
 
 def validate_logs(message: Any) -> Decoded:
     """Drop log records whose trace or span id has the wrong length."""
-    accepted = rejected = 0
-    errors: list[str] = []
-    for r, resource_logs in enumerate(message.resource_logs):
-        for s, scope_logs in enumerate(resource_logs.scope_logs):
-            records = scope_logs.log_records
-            for i in range(len(records) - 1, -1, -1):
-                record = records[i]
-                problem = ""
-                for field, size in (("trace_id", 16), ("span_id", 8)):
-                    problem = _bad_id(getattr(record, field), size, False)
-                    if problem:
-                        problem = f"{field} {problem}"
-                        break
-                if problem:
-                    rejected += 1
-                    errors.append(f"resource_logs[{r}].scope_logs[{s}].log_records[{i}]: {problem}")
-                    del records[i]
-                else:
-                    accepted += 1
+    path = ("resource_logs", "scope_logs", "log_records")
+    accepted, rejected, errors = _prune(message, path, _record_problem, _one)
     return Decoded("logs", message, accepted, rejected, _summary(errors, "log records"))
 
 
-_POINT_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+def _metric_problem(metric: Any) -> str:
+    kind = metric.WhichOneof("data")
+    if not metric.name:
+        return "metric has no name"
+    if kind is None:
+        return f"metric {metric.name!r} has no data (gauge, sum, histogram, ...)"
+    if kind == "histogram" and any(
+        p.bucket_counts and len(p.bucket_counts) != len(p.explicit_bounds) + 1 for p in metric.histogram.data_points
+    ):
+        return f"histogram {metric.name!r} has bucket_counts not one longer than explicit_bounds"
+    return ""
+
+
+def _points(metric: Any) -> int:
+    kind = metric.WhichOneof("data")
+    return len(getattr(metric, kind).data_points) if kind else 0
 
 
 def validate_metrics(message: Any) -> Decoded:
     """Drop metrics with no name or no data; count data points."""
-    accepted = rejected = 0
-    errors: list[str] = []
-    for r, resource_metrics in enumerate(message.resource_metrics):
-        for s, scope_metrics in enumerate(resource_metrics.scope_metrics):
-            metrics = scope_metrics.metrics
-            for i in range(len(metrics) - 1, -1, -1):
-                metric = metrics[i]
-                kind = metric.WhichOneof("data")
-                points = len(getattr(metric, kind).data_points) if kind else 0
-                problem = ""
-                if not metric.name:
-                    problem = "metric has no name"
-                elif kind is None:
-                    problem = f"metric {metric.name!r} has no data (gauge, sum, histogram, ...)"
-                elif kind == "histogram" and any(
-                    p.bucket_counts and len(p.bucket_counts) != len(p.explicit_bounds) + 1
-                    for p in metric.histogram.data_points
-                ):
-                    problem = f"histogram {metric.name!r} has bucket_counts not one longer than explicit_bounds"
-                if problem:
-                    rejected += max(points, 1)
-                    errors.append(f"resource_metrics[{r}].scope_metrics[{s}].metrics[{i}]: {problem}")
-                    del metrics[i]
-                else:
-                    accepted += points
+    path = ("resource_metrics", "scope_metrics", "metrics")
+    accepted, rejected, errors = _prune(message, path, _metric_problem, _points)
     return Decoded("metrics", message, accepted, rejected, _summary(errors, "data points"))
 
 

@@ -1,35 +1,80 @@
-"""Correlator: stitches spans, logs and queue lag into business transactions and names their causes."""
+"""Correlator: stitches spans, logs and queue lag into business transactions, names their causes, and
+owns the read model of transactions and causes that the API, the dashboards and alerts use.
+
+The small public surface:
+
+- `Correlator(store, settings)`: `run_once()`, `replay(start, end)`, `run(stop)` (the background loop);
+- `dependency_health(store, since, until)`: error rates of the services spans call;
+- the read model (`correlator.transactions`): `Transaction`, `TransactionFilter`, `list_transactions`,
+  `get_transaction`, `timeline`, `cause_history`, `cause_groups`, `state_counts`, `filter_options`,
+  `group_transactions` (alert rules), `stuck_by_component`;
+- `refresh_gauges(store, now)`: the business gauges on /metrics (the correlator owns them).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from correlator.engine import Correlator, CycleResult
+from correlator.gauges import refresh as refresh_gauges
 from correlator.health import dependency_health
-from correlator.machine import BLOCKED, COMPLETED, FAILED, IN_PROGRESS, STALLED, STUCK
-
-if TYPE_CHECKING:
-    from triage.runtime import Runtime
+from correlator.transactions import (
+    After,
+    Cause,
+    CauseGroup,
+    CauseRecord,
+    SampleTransaction,
+    Selection,
+    StateCount,
+    StuckComponent,
+    TimelineEvent,
+    Transaction,
+    TransactionFilter,
+    TransactionGroup,
+    cause_groups,
+    cause_history,
+    filter_options,
+    get_transaction,
+    group_transactions,
+    list_transactions,
+    state_counts,
+    stuck_by_component,
+    timeline,
+)
 
 __all__ = [
-    "BLOCKED",
-    "COMPLETED",
-    "FAILED",
-    "IN_PROGRESS",
-    "STALLED",
-    "STUCK",
+    "After",
+    "Cause",
+    "CauseGroup",
+    "CauseRecord",
     "Correlator",
     "CycleResult",
+    "SampleTransaction",
+    "Selection",
+    "StateCount",
+    "StuckComponent",
+    "TimelineEvent",
+    "Transaction",
+    "TransactionFilter",
+    "TransactionGroup",
+    "cause_groups",
+    "cause_history",
     "dependency_health",
+    "filter_options",
+    "get_transaction",
+    "group_transactions",
+    "list_transactions",
+    "refresh_gauges",
     "run_correlator",
+    "state_counts",
+    "stuck_by_component",
+    "timeline",
 ]
 
 
-async def run_correlator(runtime: Runtime, stop: asyncio.Event) -> None:
+async def run_correlator(correlator: Correlator, stop: asyncio.Event) -> None:
     """Background task for `triage serve`: correlate until stopped (no-op without workflows)."""
-    if not runtime.settings.workflows or not runtime.settings.correlation.enabled:
+    settings = correlator.settings
+    if not settings.workflows or not settings.correlation.enabled:
         return
-    correlator = Correlator(runtime.store, runtime.settings)
-    runtime.extras["correlator"] = correlator
     await correlator.run(stop)

@@ -1,10 +1,8 @@
 """The per-transaction state machine over compact business events, and cause attribution.
 
 Pure functions: the engine loads a transaction's events (and the health of its dependencies) and
-gets back its state, current step, due time and cause. States and causes are DESIGN.md's:
-in_progress, completed, stalled (next step overdue, no technical fault found), blocked (waiting
-on something broken), failed (a step failed for good); queue_backlog, dependency_error,
-transformation_failed, awaiting_approval, unknown.
+gets back its state, current step, due time and cause, in the vocabulary of triage.vocabulary
+(docs/correlation.md explains each state and cause).
 """
 
 from __future__ import annotations
@@ -14,9 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from triage.settings import Step, Workflow
-
-IN_PROGRESS, COMPLETED, STALLED, BLOCKED, FAILED = "in_progress", "completed", "stalled", "blocked", "failed"
-STUCK = (STALLED, BLOCKED, FAILED)
+from triage.vocabulary import CauseKind, State
 
 
 @dataclass(frozen=True)
@@ -94,20 +90,8 @@ class Context:
     min_errors: int = 3
 
 
-def _next_steps(workflow: Workflow, current: str) -> list[Step]:
-    """The steps that may come next: up to and including the first required one."""
-    names = [s.name for s in workflow.steps]
-    start = names.index(current) + 1 if current in names else 0
-    candidates: list[Step] = []
-    for step in workflow.steps[start:]:
-        candidates.append(step)
-        if not step.optional:
-            break
-    return candidates
-
-
 def _due(workflow: Workflow, current: str, last_at: datetime, criticality: str) -> tuple[Step | None, datetime | None]:
-    candidates = _next_steps(workflow, current)
+    candidates = workflow.next_steps(current)
     if not candidates:
         return None, None
     tiers = [s.sla.for_criticality(criticality) for s in candidates if s.sla is not None]
@@ -129,11 +113,11 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
     last_at = last.at if last else started
     updated = ordered[-1].at
     if last is not None and current in workflow.terminal:
-        return Verdict(COMPLETED, current, "", started, updated, None, facility, value, None)
+        return Verdict(State.COMPLETED, current, "", started, updated, None, facility, value, None)
     next_step, due = _due(workflow, current, last_at, ctx.criticality)
     after = [e for e in ordered if e.at >= last_at and e is not last]
     verdict = Verdict(
-        IN_PROGRESS,
+        State.IN_PROGRESS,
         current,
         next_step.name if next_step else "",
         started,
@@ -145,27 +129,27 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
     )
     cause = _failure(after) or _own_errors(after)
     if cause is not None:
-        verdict.state = FAILED if cause.kind == "transformation_failed" else BLOCKED
+        verdict.state = State.FAILED if cause.kind == CauseKind.TRANSFORMATION_FAILED else State.BLOCKED
         verdict.cause = cause
         return verdict
     if due is None or ctx.now <= due:
         return verdict
     cause = _pending_message(after, ctx) or _unhealthy_next(next_step, ctx)
     if cause is not None:
-        verdict.state, verdict.cause = BLOCKED, cause
+        verdict.state, verdict.cause = State.BLOCKED, cause
     elif next_step is not None and next_step.human:
-        verdict.state = STALLED
+        verdict.state = State.STALLED
         overdue = ctx.now - due
         verdict.cause = Cause(
-            "awaiting_approval",
+            CauseKind.AWAITING_APPROVAL,
             next_step.match.service or next_step.name,
             f"{next_step.name} overdue by {_human(overdue)}; its systems are healthy",
             due,
         )
     else:
-        verdict.state = STALLED
+        verdict.state = State.STALLED
         verdict.cause = Cause(
-            "unknown",
+            CauseKind.UNKNOWN,
             next_step.name if next_step else current,
             "next step overdue and no technical fault found",
             due,
@@ -179,7 +163,7 @@ def _failure(after: list[Event]) -> Cause | None:
         return None
     first = failures[0]
     return Cause(
-        "transformation_failed",
+        CauseKind.TRANSFORMATION_FAILED,
         first.service,
         first.detail or "transformation failed",
         first.at,
@@ -201,7 +185,7 @@ def _own_errors(after: list[Event]) -> Cause | None:
         errors = [e for e in calls if e.status == "error"]
         if errors and calls[-1].status == "error":
             return Cause(
-                "dependency_error",
+                CauseKind.DEPENDENCY_ERROR,
                 component,
                 errors[-1].detail or "calls fail",
                 errors[0].at,
@@ -231,7 +215,7 @@ def _pending_message(after: list[Event], ctx: Context) -> Cause | None:
                 queue_status=queue.status, backlog=queue.backlog, oldest_age_seconds=queue.oldest_age_seconds
             )
             detail = f"message waits in {queue.name} (status {queue.status}, backlog {queue.backlog:,})"
-        return Cause("queue_backlog", queue.name if queue else e.destination, detail, e.at, evidence)
+        return Cause(CauseKind.QUEUE_BACKLOG, queue.name if queue else e.destination, detail, e.at, evidence)
     return None
 
 
@@ -245,7 +229,7 @@ def _unhealthy_next(step: Step | None, ctx: Context) -> Cause | None:
     since = health.first_error
     detail = f"{step.match.service} fails {share:.0f}% of calls ({health.last_detail})"
     return Cause(
-        "dependency_error",
+        CauseKind.DEPENDENCY_ERROR,
         step.match.service,
         detail,
         since,

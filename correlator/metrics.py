@@ -1,4 +1,4 @@
-"""The correlator's metrics, declared once."""
+"""The correlator's metrics, declared once, and the business gauges (it owns the transactions table)."""
 
 from __future__ import annotations
 
@@ -34,4 +34,13 @@ DETECTION = Histogram(
     "triage_correlator_detection_seconds",
     "SLA breach (due time) to the transaction judged stalled or blocked",
     buckets=_LATENCY_BUCKETS,
+)
+# Stuck transactions in full detail, the gauges exported Prometheus alerting rules are written over.
+_STUCK_LABELS = ["workflow", "state", "facility", "facility_name", "criticality", "cause_kind", "cause_component"]
+STUCK = Gauge("triage_stuck_transactions", "Stuck (stalled, blocked, failed) transactions", _STUCK_LABELS)
+STUCK_VALUE = Gauge("triage_stuck_transactions_value", "Value of stuck transactions", _STUCK_LABELS)
+STUCK_OLDEST = Gauge(
+    "triage_stuck_transactions_oldest_seconds",
+    "Age of the oldest stuck transaction (since its cause started, else its last update)",
+    _STUCK_LABELS,
 )

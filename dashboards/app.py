@@ -1,7 +1,7 @@
 """The Dash app: one per process, its pages registered once, served under /dashboards/.
 
-The app is shared by every mount in the process; each mount passes its runtime (store, settings) in
-the WSGI environ, so a callback reads the store of the server that received the request.
+The app is shared by every mount in the process; each mount passes its context (store, settings) in
+the WSGI environ (dashboards.context), so a callback reads the store of the server that received the request.
 """
 
 from __future__ import annotations
@@ -9,15 +9,11 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import dash
 from dash import Dash, dcc, html
 
-from triage.runtime import Runtime
-
 PREFIX = "/dashboards/"
-RUNTIME_KEY = "triage.runtime"
 DEBUG_ENV = "TRIAGE_DASHBOARDS_DEBUG"
 NAVIGATION = (
     ("Overview", "/"),
@@ -79,15 +75,3 @@ def _shell() -> html.Div:
             html.Main(dash.page_container, className="page"),
         ]
     )
-
-
-def current_runtime() -> Runtime:
-    """The runtime of the server handling this request (set by mount_dashboards)."""
-    from flask import request
-
-    runtime: Any = request.environ.get(RUNTIME_KEY)
-    if runtime is None:
-        raise RuntimeError(
-            "the dashboards were served without a runtime: mount them with mount_dashboards(app, runtime)"
-        )
-    return runtime  # type: ignore[no-any-return]

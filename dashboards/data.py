@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
+import correlator as readmodel
+from collector import QueueState, current_queue_states
 from dashboards.filters import Filters
 from dashboards.queries import alerts as alert_queries
-from dashboards.queries import telemetry, transaction, transactions, workflow
+from dashboards.queries import telemetry, transaction, workflow
 from triage.settings import Settings, Workflow
 from triage.store import Store
+from triage.vocabulary import STUCK
 
 log = logging.getLogger("triage.dashboards")
 
@@ -28,10 +30,10 @@ class Options:
 class Overview:
     filters: Filters
     options: Options
-    counts: list[transactions.StateCount]
-    causes: list[transactions.CauseGroup]
-    stuck: list[transactions.Transaction]
-    queues: list[Any]  # collector.queues.QueueState
+    counts: list[readmodel.StateCount]
+    causes: list[readmodel.CauseGroup]
+    stuck: list[readmodel.Transaction]
+    queues: list[QueueState]
     queue_series: dict[str, telemetry.Series]
     services: list[telemetry.ServiceHealth]
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -47,7 +49,7 @@ class TransactionView:
     key: str
     detail: transaction.TransactionDetail | None
     definition: Workflow | None
-    queues: list[Any]
+    queues: list[QueueState]
     queue_series: dict[str, telemetry.Series]
 
 
@@ -66,13 +68,13 @@ class WorkflowView:
 class Dependencies:
     filters: Filters
     services: list[telemetry.ServiceHealth]
-    queues: list[Any]
+    queues: list[QueueState]
     queue_series: dict[str, telemetry.Series]
     hurt: list[telemetry.Hurt]
 
 
 def options(store: Store, settings: Settings) -> Options:
-    stored_workflows, stored_facilities = transactions.filter_options(store)
+    stored_workflows, stored_facilities = readmodel.filter_options(store)
     names = [w.name for w in settings.workflows]
     names += [w for w in stored_workflows if w not in names]
     facilities = {f.id: f.name for f in settings.facilities}
@@ -80,23 +82,22 @@ def options(store: Store, settings: Settings) -> Options:
     return Options(names, facilities)
 
 
-def queue_states(store: Store, settings: Settings) -> list[Any]:
-    """Every queue's current state from the collector's public function; [] when it cannot say."""
-    try:
-        from collector.queues import current_queue_states
-    except ImportError:  # a build without queue polling
-        return []
+def queue_states(store: Store, settings: Settings) -> list[QueueState]:
+    """Every queue's current state, from the collector."""
     return list(current_queue_states(store, settings))
 
 
 def overview(store: Store, settings: Settings, filters: Filters) -> Overview:
     since = filters.since()
+    where = filters.transactions()
+    # The most urgent stuck ones; a state filter from an alert link narrows them (to none if not a stuck state).
+    stuck_states = tuple(s for s in where.states or STUCK if s in STUCK)
     return Overview(
         filters=filters,
         options=options(store, settings),
-        counts=transactions.state_counts(store, filters),
-        causes=transactions.cause_groups(store, filters),
-        stuck=transactions.top_stuck(store, filters),
+        counts=readmodel.state_counts(store, where),
+        causes=readmodel.cause_groups(store, where, limit=10),
+        stuck=readmodel.list_transactions(store, replace(where, states=stuck_states), limit=25) if stuck_states else [],
         queues=queue_states(store, settings),
         queue_series=telemetry.queue_series(store, since, filters.seconds),
         services=telemetry.service_health(store, since, filters.seconds),

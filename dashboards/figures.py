@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 
+from correlator import StateCount, TimelineEvent, Transaction
 from dashboards import format as fmt
 from dashboards.queries.telemetry import Series
-from dashboards.queries.transaction import StepEvent
-from dashboards.queries.transactions import StateCount, Transaction
 from dashboards.queries.workflow import CycleTimes, StepState, Throughput, Transition
 from triage.settings import Workflow
+from triage.vocabulary import STUCK, State
 
 STATE_COLORS = {
     "stalled": "#d97706",
@@ -58,7 +58,7 @@ def sparkline_svg(values: Sequence[float], color: str = "#2563eb", width: int = 
 
 def value_at_risk(counts: Sequence[StateCount]) -> go.Figure:
     """Stuck value by workflow, stacked by facility criticality."""
-    stuck = [c for c in counts if c.state in ("stalled", "blocked", "failed")]
+    stuck = [c for c in counts if c.state in STUCK]
     workflows = sorted({c.workflow for c in stuck})
     fig = go.Figure()
     colors = {"critical": BAD, "high": WARN, "normal": MUTED}
@@ -76,7 +76,7 @@ def value_at_risk(counts: Sequence[StateCount]) -> go.Figure:
 
 
 def step_timeline(
-    definition: Workflow | None, events: Sequence[StepEvent], tx: Transaction, now: datetime | None = None
+    definition: Workflow | None, events: Sequence[TimelineEvent], tx: Transaction, now: datetime | None = None
 ) -> go.Figure:
     """Gantt-like: each reached step as the bar from the previous step, green within its SLA, red past it;
     the pending next step as an open bar up to now with its due time marked."""
@@ -101,7 +101,7 @@ def step_timeline(
             late = slas.get(name) is not None and (end - start).total_seconds() > (slas[name] or 0)
             color, text = (BAD if late else OK), f"{fmt.duration((end - start).total_seconds())}"
             previous = end
-        elif name == tx.next_step and tx.state != "completed":
+        elif name == tx.next_step and tx.state != State.COMPLETED:
             start, end = previous, now
             late = tx.due_at is not None and now > tx.due_at
             color, text = (BAD if late else WARN), f"waiting {fmt.duration((end - start).total_seconds())}"
@@ -149,7 +149,7 @@ def flow_diagram(
     x = {name: i for i, name in enumerate(order)}
     stuck_at: dict[str, int] = {}
     for s in states:
-        if s.state in ("stalled", "blocked", "failed"):
+        if s.state in STUCK:
             stuck_at[s.current_step] = stuck_at.get(s.current_step, 0) + s.count
     fig = go.Figure()
     for t in transitions:
@@ -158,11 +158,7 @@ def flow_diagram(
         x0, x1 = x[t.from_step], x[t.to_step]
         lift = 0.0 if x1 == x0 + 1 else 0.25 * abs(x1 - x0)
         waiting = sum(
-            s.count
-            for s in states
-            if s.current_step == t.from_step
-            and s.next_step == t.to_step
-            and s.state in ("stalled", "blocked", "failed")
+            s.count for s in states if s.current_step == t.from_step and s.next_step == t.to_step and s.state in STUCK
         )
         color = BAD if waiting else "#64748b"
         xs = [x0 + (x1 - x0) * k / 10 for k in range(11)]

@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from correlator import TransactionFilter
+from triage.vocabulary import CAUSE_KINDS, CRITICALITIES, STATES
+
 RANGES: dict[str, int] = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 DEFAULT_RANGE = "24h"
-CRITICALITIES = ("critical", "high", "normal")
-STUCK_STATES = ("stalled", "blocked", "failed")
-STATES = ("in_progress", "completed", *STUCK_STATES)
-CAUSES = ("queue_backlog", "dependency_error", "transformation_failed", "awaiting_approval", "unknown")
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Filters:
             facility=text("facility"),
             criticality=criticality if criticality in CRITICALITIES else "",
             state=state if state in STATES else "",
-            cause=cause if cause in CAUSES else "",
+            cause=cause if cause in CAUSE_KINDS else "",
             component=text("component"),
         )
 
@@ -64,6 +63,18 @@ class Filters:
         """`?range=7d&workflow=...` with only the values that differ from the defaults ('' when none)."""
         values = {k: v for k, v in asdict(self).items() if v and not (k == "range" and v == DEFAULT_RANGE)}
         return f"?{urlencode(values)}" if values else ""
+
+    def transactions(self, now: datetime | None = None) -> TransactionFilter:
+        """The read model's filter: transactions that started in the range, or are stuck now."""
+        return TransactionFilter(
+            workflow=self.workflow,
+            states=(self.state,) if self.state else (),
+            facility=self.facility,
+            criticality=self.criticality,
+            cause_kind=self.cause,
+            cause_component=self.component,
+            active_since=self.since(now),
+        )
 
     def sql(self, now: datetime | None = None) -> dict[str, Any]:
         """Parameters for the placeholders of the transaction filters (and `{since}`)."""

@@ -10,23 +10,25 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount
 
-from triage.runtime import Runtime
+from dashboards.context import ENVIRON_KEY, DashboardContext
+from triage.settings import Settings
+from triage.store import Store
 
 MOUNT_PATH = "/dashboards"
 REPORT_PATH = "/dashboards/report"
 
 
-def _wsgi_with_runtime(app: Callable[..., Iterable[bytes]], runtime: Runtime) -> Callable[..., Iterable[bytes]]:
-    from dashboards.app import RUNTIME_KEY
-
+def _wsgi_with_context(
+    app: Callable[..., Iterable[bytes]], context: DashboardContext
+) -> Callable[..., Iterable[bytes]]:
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        environ[RUNTIME_KEY] = runtime
+        environ[ENVIRON_KEY] = context
         return app(environ, start_response)
 
     return wsgi
 
 
-def mount_dashboards(app: FastAPI, runtime: Runtime) -> None:
+def mount_dashboards(app: FastAPI, store: Store, settings: Settings) -> None:
     """Add the dashboards under /dashboards/ and the report endpoint to `app` (once; later calls do nothing)."""
     if any(isinstance(r, Mount) and r.path == MOUNT_PATH for r in app.router.routes):
         return
@@ -45,7 +47,7 @@ def mount_dashboards(app: FastAPI, runtime: Runtime) -> None:
             chosen = parse_period(period)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        report = build_report(runtime.store, runtime.settings, chosen)
+        report = build_report(store, settings, chosen)
         try:
             body = render(report, format)
         except ReportError as exc:
@@ -60,4 +62,4 @@ def mount_dashboards(app: FastAPI, runtime: Runtime) -> None:
     app.add_api_route(REPORT_PATH, report, methods=["GET"], tags=["dashboards"], response_class=Response)
     app.add_api_route(MOUNT_PATH, lambda: RedirectResponse(MOUNT_PATH + "/"), methods=["GET"], include_in_schema=False)
     server = dash_app().server
-    app.mount(MOUNT_PATH, WSGIMiddleware(_wsgi_with_runtime(server, runtime), workers=8))  # type: ignore[arg-type]
+    app.mount(MOUNT_PATH, WSGIMiddleware(_wsgi_with_context(server, DashboardContext(store, settings)), workers=8))  # type: ignore[arg-type]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import dash
 from dash import ALL, Input, Output, State, callback, dcc, html
 
-from dashboards.filters import CRITICALITIES, RANGES, Filters
+from dashboards.filters import RANGES, Filters
+from triage.vocabulary import CRITICALITIES
 
 # The page router's Location: writing its `search` re-renders the page with the new query string.
 PAGES_LOCATION = "_pages_location"
@@ -43,7 +44,7 @@ def filter_bar(
         "range": [{"label": f"last {r}", "value": r} for r in RANGES],
         "workflow": [{"label": w, "value": w} for w in workflows],
         "facility": [{"label": name, "value": fid} for fid, name in (facilities or {}).items()],
-        "criticality": [{"label": c, "value": c} for c in CRITICALITIES],
+        "criticality": [{"label": str(c), "value": str(c)} for c in CRITICALITIES],
     }
     placeholders = {"workflow": "all workflows", "facility": "all facilities", "criticality": "any criticality"}
     controls = []
@@ -151,3 +152,35 @@ def section(title: str, *children: Any, id: str | None = None, note: str = "") -
     props: dict[str, Any] = {"id": id} if id else {}
     head = [html.H2(title)] + ([html.Span(note, className="section-note")] if note else [])
     return html.Section([html.Div(head, className="section-head"), *children], className="card", **props)
+
+
+def live_region(page: str, state: dict[str, str], every_ms: int) -> list[Any]:
+    """The part of a page its callback fills, refreshed every `every_ms`: the page's state, a timer, the content.
+
+    The ids are `{page}-state`, `{page}-refresh` and `{page}-content`; `refreshes(page)` fills it.
+    """
+    return [
+        dcc.Store(id=f"{page}-state", data=state),
+        dcc.Interval(id=f"{page}-refresh", interval=every_ms),
+        dcc.Loading(html.Div(id=f"{page}-content", className="content"), delay_show=400),
+    ]
+
+
+def refreshes(page: str) -> Callable[[Callable[[dict[str, Any]], list[Any]]], Callable[[dict[str, Any]], list[Any]]]:
+    """Register `render(state)` as the callback that fills the page's live region (on load and each tick).
+
+    A state that is not a mapping (a hand-made post) renders as the page's defaults.
+    """
+
+    def register(render: Callable[[dict[str, Any]], list[Any]]) -> Callable[[dict[str, Any]], list[Any]]:
+        @callback(
+            Output(f"{page}-content", "children"),
+            Input(f"{page}-refresh", "n_intervals"),
+            State(f"{page}-state", "data"),
+        )
+        def refresh(_: int | None, state: Any) -> list[Any]:
+            return render(state if isinstance(state, dict) else {})
+
+        return render
+
+    return register

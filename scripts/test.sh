@@ -5,9 +5,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 bash scripts/brokers.sh
 
-.venv/bin/ruff check triage collector correlator dashboards alerts simulator tests bench
-.venv/bin/ruff format --check triage collector correlator dashboards alerts simulator tests bench
-.venv/bin/mypy triage collector correlator dashboards alerts simulator
+.venv/bin/ruff check triage app collector correlator dashboards alerts simulator tests bench
+.venv/bin/ruff format --check triage app collector correlator dashboards alerts simulator tests bench
+.venv/bin/mypy triage app collector correlator dashboards alerts simulator
 
 set +e
 .venv/bin/python -m pytest -p no:dash "$@"

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from triage.durations import parse_duration
+from triage.durations import format_duration, parse_duration
 from triage.errors import ConfigError
-from triage.settings import Settings, load_settings, read_yaml
+from triage.settings import Settings, deep_merge, load_settings, read_yaml
 
 DEMO_FILE = Path(__file__).with_name("demo.yaml")
 QUEUE_PREFIX = "triage-demo"
@@ -93,7 +93,7 @@ def demo_settings(
     merged = copy.deepcopy(base)
     if config_file:
         load_settings(config_file, environ={})  # its own errors name its own file
-        merged = _deep_merge(merged, read_yaml(config_file))
+        merged = deep_merge(merged, read_yaml(config_file))
     if not user_gave_store(config_file, flags, environ):
         merged["store"] = f"chdb://{workdir / 'data'}"
         if not environ.get("TRIAGE_REDACTION_KEY"):  # a throw-away store gets a throw-away key, quietly
@@ -111,16 +111,6 @@ def make_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{QUEUE_PREFIX}-"))
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def queue_destinations(settings: Settings, needed: list[str]) -> dict[str, str]:
     """Queue config name → the name spans carry, for every queue the simulated estate uses."""
     found = {q.name: (q.queue or q.stream or q.name) for q in settings.queues}
@@ -131,3 +121,13 @@ def queue_destinations(settings: Settings, needed: list[str]) -> dict[str, str]:
             "keep demo.yaml's `queues:` (leave `queues` out of your --config)"
         )
     return {name: found[name] for name in needed}
+
+
+def check_backfill(options: DemoOptions, settings: Settings) -> None:
+    """The history must fit in raw retention, or it would be dropped as it lands."""
+    limit = settings.retention.raw_days * 86400.0 - 3600.0
+    if options.backfill > limit:
+        raise ConfigError(
+            f"--backfill {format_duration(options.backfill)} reaches past the raw retention of "
+            f"{settings.retention.raw_days} days; give at most {format_duration(limit)}"
+        )

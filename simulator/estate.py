@@ -14,7 +14,8 @@ import random
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -23,11 +24,27 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from simulator.brokers import Delivery
 from simulator.scenario import FaultKind, Scenario
 from simulator.telemetry import SpanRef, Telemetry
-from simulator.transactions import Transaction, Transactions
+from simulator.transactions import Keys, Transaction, Transactions
 from triage.settings import Facility, Settings
+
+if TYPE_CHECKING:
+    from simulator.flows import Flow
 
 PROPAGATOR = TraceContextTextMapPropagator()
 Action = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Cast:
+    """What the live run and the history share: where telemetry goes, the transactions (and their
+    truth), the scenario, the business settings, the workflows' flows and the business keys."""
+
+    telemetry: Telemetry
+    transactions: Transactions
+    scenario: Scenario
+    business: Settings
+    flows: dict[str, Flow]
+    keys: Keys
 
 
 class Estate(ABC):
@@ -36,18 +53,13 @@ class Estate(ABC):
     speed: float = 1.0
     origin: str = "live"
 
-    def __init__(
-        self,
-        telemetry: Telemetry,
-        transactions: Transactions,
-        scenario: Scenario,
-        business: Settings,
-        rng: random.Random,
-    ) -> None:
-        self.telemetry = telemetry
-        self.transactions = transactions
-        self.scenario = scenario
-        self.business = business
+    def __init__(self, cast: Cast, rng: random.Random) -> None:
+        self.telemetry = cast.telemetry
+        self.transactions = cast.transactions
+        self.scenario = cast.scenario
+        self.business = business = cast.business
+        self.flows = cast.flows
+        self.keys = cast.keys
         self.facilities: dict[str, Facility] = {f.id: f for f in business.facilities}
         self.rng = rng
         self.at_ns = 0

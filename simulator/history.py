@@ -11,13 +11,11 @@ from __future__ import annotations
 import random
 
 from simulator.brokers import Broker, Delivery
-from simulator.estate import Action, Estate
+from simulator.estate import Action, Cast, Estate
 from simulator.flows import Flow
 from simulator.live import UNCONSUMED
-from simulator.scenario import FaultKind, Scenario
-from simulator.telemetry import Telemetry
-from simulator.transactions import BACKFILL, Keys, Transaction, Transactions
-from triage.settings import Settings
+from simulator.scenario import FaultKind
+from simulator.transactions import BACKFILL, Transaction
 
 # Historic transactions start at least this long before the live run, so that all have ended.
 QUIET = 1800.0
@@ -30,21 +28,9 @@ class HistoryEstate(Estate):
     origin = BACKFILL
     speed = 1.0
 
-    def __init__(
-        self,
-        telemetry: Telemetry,
-        transactions: Transactions,
-        scenario: Scenario,
-        business: Settings,
-        rng: random.Random,
-        flows: dict[str, Flow],
-        keys: Keys,
-        broker: Broker,
-        seconds: float,
-        end: float,
-    ) -> None:
-        super().__init__(telemetry, transactions, scenario, business, rng)
-        self.flows = flows
+    def __init__(self, cast: Cast, rng: random.Random, broker: Broker, seconds: float, end: float) -> None:
+        super().__init__(cast, rng)
+        flows, keys, scenario, transactions = cast.flows, cast.keys, cast.scenario, cast.transactions
         self.broker = broker
         self.messaging_system = broker.system
         self.end = end

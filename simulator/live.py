@@ -8,13 +8,11 @@ import time
 from typing import Any
 
 from simulator.brokers import Broker, Delivery
-from simulator.estate import Estate
+from simulator.estate import Cast, Estate
 from simulator.faults import Fault, FaultSchedule
 from simulator.flows import Flow
-from simulator.scenario import FaultKind, Scenario
-from simulator.telemetry import Telemetry
-from simulator.transactions import LIVE, Keys, Transaction, Transactions
-from triage.settings import Settings
+from simulator.scenario import FaultKind
+from simulator.transactions import LIVE, Transaction
 
 log = logging.getLogger("triage.simulator")
 # Queues nothing consumes: messages parked there wait for a person.
@@ -27,21 +25,8 @@ class LiveEstate(Estate):
 
     origin = LIVE
 
-    def __init__(
-        self,
-        telemetry: Telemetry,
-        transactions: Transactions,
-        scenario: Scenario,
-        business: Settings,
-        rng: random.Random,
-        flows: dict[str, Flow],
-        keys: Keys,
-        schedule: FaultSchedule,
-        speed: float,
-    ) -> None:
-        super().__init__(telemetry, transactions, scenario, business, rng)
-        self.flows = flows
-        self.keys = keys
+    def __init__(self, cast: Cast, rng: random.Random, schedule: FaultSchedule, speed: float) -> None:
+        super().__init__(cast, rng)
         self.schedule = schedule
         self.speed = speed
         self.started = time.time()

@@ -3,7 +3,7 @@
 The simulator knows which transaction every span belongs to; Triage must find that out by
 stitching. This module says, for one span or log record of a known transaction, which event the
 correlator should derive from it (step, error, transformation failure, message sent or taken),
-following DESIGN.md and the correlator's documented rules: a span is a step when it matches the
+following docs/correlation.md (the correlator's documented rules): a span is a step when it matches the
 step's `match`; it is an error when its status is Error or its HTTP status is 5xx; it is a
 permanent failure when its status message (a log: its body) matches
 `correlation.transformation_patterns`; producers and consumers with a destination are kept as

@@ -14,10 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from simulator.brokers import Broker, Delivery, MemoryBroker, RabbitBroker, rabbit_reachable
 from simulator.config import DemoOptions, queue_destinations
+from simulator.estate import Cast
 from simulator.faults import FaultSchedule
 from simulator.flows import FLOWS, Flow
 from simulator.history import HistoryEstate
@@ -29,9 +29,6 @@ from simulator.transactions import Keys, Transactions, write_truth
 from simulator.truth import HealthLedger, Judge, Margins
 from triage.errors import TriageError
 from triage.settings import Settings
-
-if TYPE_CHECKING:
-    from triage.runtime import Runtime
 
 log = logging.getLogger("triage.simulator")
 TRUTH_EVERY = 2.0
@@ -92,8 +89,8 @@ class Simulation:
         """Finish the run: send what is buffered, write the last truth, delete the queues."""
         self.stopping.set()
 
-    async def run_in_server(self, runtime: Runtime, stop: asyncio.Event) -> None:
-        """Background task for `serve()`: run until done, then stop the server."""
+    async def run_beside(self, stop: asyncio.Event) -> None:
+        """Background task beside the server: run until done, then set `stop` (the server stops too)."""
         loop = asyncio.get_running_loop()
         finished = asyncio.Event()
 
@@ -153,21 +150,15 @@ class Simulation:
     ) -> tuple[LiveEstate, HistoryEstate | None, Broker]:
         """The live estate on its broker, and the history to write first (None without --backfill)."""
         keys = Keys(random.Random(f"keys:{self.seed}"))
-        common = (telemetry, transactions, self.scenario, self.business)
+        cast = Cast(telemetry, transactions, self.scenario, self.business, self.flows, keys)
         schedule = FaultSchedule(self.scenario, self.seed)
-        live = LiveEstate(*common, random.Random(f"live:{self.seed}"), self.flows, keys, schedule, self.options.speed)
+        live = LiveEstate(cast, random.Random(f"live:{self.seed}"), schedule, self.options.speed)
         broker = self._broker(live.on_delivery)
         self.status.broker = broker.description
         history = None
         if self.options.backfill > 0:
             history = HistoryEstate(
-                *common,
-                random.Random(f"history:{self.seed}"),
-                self.flows,
-                keys,
-                broker,
-                self.options.backfill,
-                time.time(),
+                cast, random.Random(f"history:{self.seed}"), broker, self.options.backfill, time.time()
             )
             self.status.history = history.total
         live.attach(broker)

@@ -10,7 +10,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -18,26 +19,26 @@ from rich.table import Table
 from rich.text import Text
 
 from simulator.simulation import Simulation
-
-if TYPE_CHECKING:
-    from triage.runtime import Runtime
+from triage.durations import format_duration
+from triage.settings import Settings
+from triage.store import Store
+from triage.vocabulary import STATES, STUCK, Criticality, names
 
 log = logging.getLogger("triage.simulator")
 REFRESH = 2.0
 LINE_EVERY = 10.0
-STATES = ("in_progress", "completed", "stalled", "blocked", "failed")
-STUCK = ("stalled", "blocked", "failed")
 _COUNTS = "SELECT Workflow, State, count(), sum(Value) FROM business_transactions FINAL GROUP BY Workflow, State"
 _CAUSES = """
-SELECT Workflow, CauseKind, CauseComponent, count(), countIf(Criticality = 'critical'), sum(Value)
-FROM business_transactions FINAL WHERE State IN ('stalled', 'blocked', 'failed')
+SELECT Workflow, CauseKind, CauseComponent, count(), countIf(Criticality = {critical:String}), sum(Value)
+FROM business_transactions FINAL WHERE has({stuck:Array(String)}, State)
 GROUP BY Workflow, CauseKind, CauseComponent ORDER BY count() DESC, sum(Value) DESC LIMIT 6
 """
 _URGENT = """
 SELECT Workflow, Key, State, FacilityName, Criticality, NextStep, Value, CauseKind, CauseComponent, CauseDetail
-FROM business_transactions FINAL WHERE State IN ('stalled', 'blocked', 'failed')
+FROM business_transactions FINAL WHERE has({stuck:Array(String)}, State)
 ORDER BY Priority DESC, UpdatedAt DESC LIMIT 1 BY CauseKind, CauseComponent LIMIT 3
 """
+_STUCK = {"stuck": names(STUCK)}
 _KEY_LABEL = {"procure_to_pay": "PO "}
 
 
@@ -62,35 +63,34 @@ class Summary:
         self.snapshot = Snapshot()
         self.started = time.monotonic()
 
-    def read(self, runtime: Runtime) -> Snapshot:
+    def read(self, store: Store) -> Snapshot:
         """What the store says now (blocking: run it in a thread)."""
-        store = runtime.store
         counts = {(r[0], r[1]): (int(r[2]), float(r[3])) for r in store.query(_COUNTS).result_rows}
-        causes = [tuple(r) for r in store.query(_CAUSES).result_rows]
-        urgent = [tuple(r) for r in store.query(_URGENT).result_rows]
+        causes = [tuple(r) for r in store.query(_CAUSES, {**_STUCK, "critical": str(Criticality.CRITICAL)}).result_rows]
+        urgent = [tuple(r) for r in store.query(_URGENT, _STUCK).result_rows]
         return Snapshot(counts, causes, urgent, time.time())
 
-    async def run_in_server(self, runtime: Runtime, stop: asyncio.Event) -> None:
-        """Background task for `serve()`: refresh until the server stops."""
+    async def run(self, store: Store, stop: asyncio.Event) -> None:
+        """Background task beside the server: refresh from `store` until `stop` is set."""
         if self.console.is_terminal:
             with Live(self.render(), console=self.console, refresh_per_second=2, transient=False) as live:
                 while not stop.is_set():
-                    await self._refresh(runtime)
+                    await self._refresh(store)
                     live.update(self.render())
                     await _sleep(stop, REFRESH)
                 live.update(self.render())  # the last frame stays on screen
             return
         next_line = time.monotonic() + LINE_EVERY
         while not stop.is_set():
-            await self._refresh(runtime)
+            await self._refresh(store)
             if time.monotonic() >= next_line:
                 self.console.print(self.line(), highlight=False, soft_wrap=True)
                 next_line += LINE_EVERY
             await _sleep(stop, REFRESH)
 
-    async def _refresh(self, runtime: Runtime) -> None:
+    async def _refresh(self, store: Store) -> None:
         try:
-            self.snapshot = await asyncio.to_thread(self.read, runtime)
+            self.snapshot = await asyncio.to_thread(self.read, store)
         except Exception as exc:  # the store may be closing; the last snapshot stays
             log.warning("event=summary_read_failed error=%r", exc)
 
@@ -100,11 +100,11 @@ class Summary:
         elapsed = time.monotonic() - self.started
         top = s.causes[0] if s.causes else None
         cause = f" top cause: {top[1]} on {top[2]} ({top[3]} {top[0]})" if top else ""
+        by_state = ", ".join(f"{state} {s.total((state,))}" for state in STUCK)
         return (
             f"[{_clock(elapsed)} · simulated {_clock(status.sim_seconds)}] {status.phase}: "
             f"{status.sent_spans:,} spans sent, {s.total(STATES)} transactions, {s.total(STUCK)} stuck "
-            f"(stalled {s.total(('stalled',))}, blocked {s.total(('blocked',))}, failed {s.total(('failed',))})"
-            f"{cause}"
+            f"({by_state}){cause}"
         )
 
     def render(self) -> RenderableType:
@@ -181,3 +181,35 @@ def _money(value: float) -> str:
     if value >= 1_000:
         return f"${value / 1_000:.0f}k"
     return f"${value:,.0f}"
+
+
+def banner(settings: Settings, simulation: Simulation, workdir: Path) -> str:
+    """What the demo prints once the server is up: where to look, what runs, how it ends."""
+    otlp, api = simulation.endpoints()
+    options = simulation.options
+    rabbit = next((q for q in settings.queues if q.kind == "rabbitmq"), None)
+    queues = (
+        f"RabbitMQ, queues {rabbit.queue.rsplit('.', 2)[0] if rabbit.queue else ''}.* (deleted at exit)"
+        if rabbit
+        else "in memory (RabbitMQ not reachable), reported via POST /api/v1/queues/samples"
+    )
+    sla = format_duration(180 / options.speed)
+    lines = [
+        "[bold]Triage demo[/]: a simulated health-system integration estate sends real OpenTelemetry to Triage.",
+        f"  stuck work  {api}/api/v1/transactions?state=stalled&state=blocked&state=failed",
+        f"  causes      {api}/api/v1/causes      queues {api}/api/v1/queues",
+        f"  API docs    {api}/docs               dashboards {api}/dashboards/",
+        f"  OTLP/HTTP   {otlp}  (send your own telemetry too)",
+        f"  queues      {queues}",
+        f"  speed       ×{options.speed:g}: a 3m SLA is {sla} here; "
+        + (f"history of the last {format_duration(options.backfill)} first" if options.backfill else "no history"),
+    ]
+    if options.truth:
+        lines.append(f"  truth       {options.truth} (rewritten every 2 s)")
+    if settings.store.startswith(f"chdb://{workdir}"):
+        lines.append(f"  data        {workdir / 'data'} (deleted at exit; --store DIR keeps it)")
+    lines.append(
+        "Ctrl-C stops it"
+        + (f"; it ends by itself after {format_duration(options.duration)}." if options.duration else ".")
+    )
+    return "\n".join(lines)

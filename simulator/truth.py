@@ -1,7 +1,7 @@
 """Ground truth: the state and cause Triage should give each simulated transaction, and when.
 
 From the events a transaction's telemetry carries (simulator.observe) and the health of the
-dependencies, following DESIGN.md's states and causes as the correlator defines them:
+dependencies, following the states and causes of triage.vocabulary as docs/correlation.md defines them:
 
 - the last step reached (latest successful step event) is the current step; a terminal one is
   `completed`;
@@ -26,9 +26,7 @@ from dataclasses import dataclass
 
 from simulator.observe import SPAN, Observation
 from triage.settings import Settings, Step, Workflow
-
-IN_PROGRESS, COMPLETED, STALLED, BLOCKED, FAILED = "in_progress", "completed", "stalled", "blocked", "failed"
-STUCK = (STALLED, BLOCKED, FAILED)
+from triage.vocabulary import STUCK, CauseKind, State
 
 
 @dataclass(frozen=True)
@@ -102,28 +100,28 @@ class Judge:
         last = progress[-1] if progress else None
         current = obs[last].step if last is not None else ""
         if last is not None and current in wf.terminal:
-            return Expected(COMPLETED)
+            return Expected(State.COMPLETED)
         last_at = obs[last].at_ns if last is not None else obs[0].at_ns
         after = [o for i, o in enumerate(obs) if o.at_ns >= last_at and i != last]
         failure = next((o for o in after if o.failure), None)
         if failure is not None:
-            return Expected(FAILED, "transformation_failed", failure.service)
+            return Expected(State.FAILED, CauseKind.TRANSFORMATION_FAILED, failure.service)
         own = _own_error(after)
         if own is not None:
-            return Expected(BLOCKED, "dependency_error", own)
+            return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, own)
         facility = next((o.facility for o in obs if o.facility), "")
         next_step, sla = _next(wf, current, self.criticality.get(facility, "normal"))
         if sla is None or clock <= last_at / 1e9 + sla:
-            return Expected(IN_PROGRESS)
+            return Expected(State.IN_PROGRESS)
         queue = _pending_queue(after)
         if queue is not None:
-            return Expected(BLOCKED, "queue_backlog", self.queue_names.get(queue, queue))
+            return Expected(State.BLOCKED, CauseKind.QUEUE_BACKLOG, self.queue_names.get(queue, queue))
         service = next_step.match.service if next_step else None
         if service and self.health.unhealthy(service, clock, visible):
-            return Expected(BLOCKED, "dependency_error", service)
+            return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, service)
         if next_step is not None and next_step.human:
-            return Expected(STALLED, "awaiting_approval", next_step.match.service or next_step.name)
-        return Expected(STALLED, "unknown", next_step.name if next_step else current)
+            return Expected(State.STALLED, CauseKind.AWAITING_APPROVAL, next_step.match.service or next_step.name)
+        return Expected(State.STALLED, CauseKind.UNKNOWN, next_step.name if next_step else current)
 
     def settled(self, workflow: str, observations: Sequence[Observation], at: float, margins: Margins) -> bool:
         """Whether stuck-or-not, and the cause, hold for every clock and lag an observer of Triage may meet
@@ -133,7 +131,7 @@ class Judge:
             return False
         lo, hi = at - margins.behind, at + margins.ahead
         newest = max(o.emitted for o in observations)
-        if newest < lo - margins.lag and expected.state in (COMPLETED, FAILED):
+        if newest < lo - margins.lag and expected.state in (State.COMPLETED, State.FAILED):
             return True  # nothing recent and nothing time can change
         verdict = _stuck_or_not(expected)
         clocks = _grid(lo, hi, margins.step)
@@ -148,7 +146,7 @@ class Judge:
 def _stuck_or_not(expected: Expected | None) -> Expected:
     """The verdict as stuck-work detection sees it: the stuck state and its cause, or just "not stuck"."""
     if expected is None or expected.state not in STUCK:
-        return Expected(IN_PROGRESS)
+        return Expected(State.IN_PROGRESS)
     return expected
 
 
@@ -159,13 +157,7 @@ def _grid(lo: float, hi: float, step: float) -> list[float]:
 
 def _next(workflow: Workflow, current: str, criticality: str) -> tuple[Step | None, float | None]:
     """The next required step and the SLA to it (the tightest of the candidates), as the correlator sees them."""
-    names = [s.name for s in workflow.steps]
-    start = names.index(current) + 1 if current in names else 0
-    candidates: list[Step] = []
-    for step in workflow.steps[start:]:
-        candidates.append(step)
-        if not step.optional:
-            break
+    candidates = workflow.next_steps(current)
     if not candidates:
         return None, None
     slas = [v for v in (s.sla.for_criticality(criticality) for s in candidates if s.sla) if v is not None]

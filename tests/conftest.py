@@ -9,25 +9,68 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from triage.runtime import Runtime
+from app.runtime import Runtime
 from triage.settings import Settings, load_settings
 from triage.store import Store
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TRIAGE = [sys.executable, "-m", "app.cli"]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def serve_ports() -> dict[str, int]:
+    """Free loopback ports for a `triage serve` subprocess: its API, OTLP/HTTP and OTLP/gRPC."""
+    return {"api": free_port(), "http": free_port(), "grpc": free_port()}
+
+
+def serve_command(data_dir: Path, ports: dict[str, int]) -> list[str]:
+    """`triage serve` as its own process, on an embedded store in `data_dir` and the `serve_ports()` given."""
+    return [
+        *TRIAGE,
+        "serve",
+        "--store",
+        f"chdb://{data_dir}",
+        "--port",
+        str(ports["api"]),
+        "--otlp-http-port",
+        str(ports["http"]),
+        "--otlp-grpc-port",
+        str(ports["grpc"]),
+    ]
+
+
+def serve_posts(answer: Callable[[BaseHTTPRequestHandler], int]) -> ThreadingHTTPServer:
+    """An HTTP server on a free loopback port, serving in a daemon thread: every POST is handed to
+    `answer`, which reads what it needs and returns the status code sent back (with an empty body)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            code = answer(self)
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +101,7 @@ class LiveServer:
     """`triage serve` running in a thread of this process, on its own database and free ports."""
 
     def __init__(self, settings: Settings) -> None:
-        from triage.server import serve
+        from app.server import serve
 
         self.settings = settings
         self.runtime: Runtime | None = None

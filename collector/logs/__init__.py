@@ -23,7 +23,9 @@ from collector.logs.records import (
 from collector.logs.tail import Tailer
 
 if TYPE_CHECKING:
-    from triage.runtime import Runtime
+    from collector.receiver import Receiver
+    from triage.settings import LogSource
+    from triage.store import Store
 
 __all__ = [
     "PARSE_ERROR",
@@ -42,12 +44,12 @@ __all__ = [
 log = logging.getLogger("triage.collector")
 
 
-async def tail_sources(runtime: Runtime, stop: asyncio.Event) -> None:
+async def tail_sources(sources: list[LogSource], receiver: Receiver, store: Store, stop: asyncio.Event) -> None:
     """Follow the files of every `log_sources` entry with a `path` until `stop` is set."""
-    sources = [s for s in runtime.settings.log_sources if s.path]
+    sources = [s for s in sources if s.path]
     if not sources:
         return
-    tailer = Tailer(sources, runtime.receiver, PositionStore(runtime.store))
+    tailer = Tailer(sources, receiver, PositionStore(store))
     log.info("event=log_tail_started sources=%s", ",".join(f"{s.name}:{s.path}" for s in sources))
     try:
         while not stop.is_set():

@@ -7,16 +7,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 from collector.queues import exporters, jetstream, metrics, rabbitmq, redis_streams
 from collector.queues.history import write_samples
 from collector.queues.sample import PollError, QueueSample, failed, safe_url, with_rates
 from triage.settings import Queue
 from triage.store import Store
-
-if TYPE_CHECKING:
-    from triage.runtime import Runtime
 
 log = logging.getLogger("triage.collector.queues")
 
@@ -114,19 +110,16 @@ class _EntryPoller:
                 await asyncio.wait_for(stop.wait(), wait)
 
 
-async def run_pollers(runtime: Runtime, stop: asyncio.Event) -> None:
+async def run_pollers(store: Store, queues: list[Queue], stop: asyncio.Event) -> None:
     """Poll every polled `queues:` entry on its interval until `stop` is set; one failing never stops others.
 
-    A background callable for `triage.server.serve(background=[...])`: polls run in worker
-    threads, so the event loop never blocks on a broker.
+    Polls run in worker threads, so the event loop never blocks on a broker.
     """
-    configs = [q for q in runtime.settings.queues if q.kind != "push"]
+    configs = [q for q in queues if q.kind != "push"]
     if not configs:
         return
     log.info("event=queue_pollers_started queues=%s", ",".join(q.name for q in configs))
-    tasks = [
-        asyncio.create_task(_EntryPoller(runtime.store, q).run(stop), name=f"queue-poller:{q.name}") for q in configs
-    ]
+    tasks = [asyncio.create_task(_EntryPoller(store, q).run(stop), name=f"queue-poller:{q.name}") for q in configs]
     try:
         await asyncio.gather(*tasks)
     finally:

@@ -7,14 +7,14 @@ from dataclasses import asdict
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
 from dashboards import data
 from dashboards import format as fmt
-from dashboards.app import current_runtime
+from dashboards.context import current_context
 from dashboards.filters import Filters
 from dashboards.queries.alerts import AlertsView
-from dashboards.widgets import badge, empty_state, filter_bar, section, table
+from dashboards.widgets import badge, empty_state, filter_bar, live_region, refreshes, section, table
 
 STATUS_BADGE = {"firing": "firing", "pending": "lagging", "resolved": "ok"}
 
@@ -25,18 +25,16 @@ def layout(**query: Any) -> html.Div:
         [
             html.H1("Alerts"),
             filter_bar(filters, fields=("range",)),
-            dcc.Store(id="alerts-filters", data=asdict(filters)),
-            dcc.Interval(id="alerts-refresh", interval=30_000),
-            dcc.Loading(html.Div(id="alerts-content", className="content"), delay_show=400),
+            *live_region("alerts", asdict(filters), 30_000),
         ]
     )
 
 
-@callback(Output("alerts-content", "children"), Input("alerts-refresh", "n_intervals"), State("alerts-filters", "data"))
-def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
-    runtime = current_runtime()
+@refreshes("alerts")
+def refresh(filters: dict[str, Any]) -> list[Any]:
+    context = current_context()
     chosen = Filters.from_query(filters)
-    view = data.alerts(runtime.store, chosen)
+    view = data.alerts(context.store, chosen)
     if view.missing:
         return [
             empty_state(
@@ -52,7 +50,7 @@ def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
     return [
         section(
             "Firing and pending",
-            _current(view, runtime.settings.alerts.rules),
+            _current(view, context.settings.alerts.rules),
             id="alert-current",
             note=f"and resolved in the last {chosen.range}",
         ),
@@ -103,7 +101,7 @@ def _silences(view: AlertsView) -> html.Div | html.Table:
                 "ok" if s.starts_at <= now < s.ends_at else "unknown",
                 "active" if s.starts_at <= now < s.ends_at else ("pending" if s.starts_at > now else "expired"),
             ),
-            ", ".join(f"{m.get('name')}{'=~' if m.get('is_regex') else '='}{m.get('value')}" for m in s.matchers),
+            ", ".join(f"{m.name}{'=~' if m.is_regex else '='}{m.value}" for m in s.matchers),
             fmt.when(s.starts_at),
             fmt.when(s.ends_at),
             s.created_by,

@@ -6,14 +6,14 @@ from dataclasses import asdict
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import html
 
 from dashboards import data, figures
 from dashboards import format as fmt
-from dashboards.app import current_runtime
+from dashboards.context import current_context
 from dashboards.filters import Filters
 from dashboards.queries.telemetry import Hurt
-from dashboards.widgets import badge, empty_state, filter_bar, section, sparkline, table
+from dashboards.widgets import badge, empty_state, filter_bar, live_region, refreshes, section, sparkline, table
 
 
 def layout(**query: Any) -> html.Div:
@@ -22,21 +22,15 @@ def layout(**query: Any) -> html.Div:
         [
             html.H1("Dependencies and queues"),
             filter_bar(filters, fields=("range",)),
-            dcc.Store(id="dependencies-filters", data=asdict(filters)),
-            dcc.Interval(id="dependencies-refresh", interval=30_000),
-            dcc.Loading(html.Div(id="dependencies-content", className="content"), delay_show=400),
+            *live_region("dependencies", asdict(filters), 30_000),
         ]
     )
 
 
-@callback(
-    Output("dependencies-content", "children"),
-    Input("dependencies-refresh", "n_intervals"),
-    State("dependencies-filters", "data"),
-)
-def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
-    runtime = current_runtime()
-    view = data.dependencies(runtime.store, runtime.settings, Filters.from_query(filters))
+@refreshes("dependencies")
+def refresh(filters: dict[str, Any]) -> list[Any]:
+    context = current_context()
+    view = data.dependencies(context.store, context.settings, Filters.from_query(filters))
     hurts: dict[str, list[Hurt]] = {}
     for h in view.hurt:
         hurts.setdefault(h.component, []).append(h)

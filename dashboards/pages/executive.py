@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, State, callback, dcc, html
 
-from dashboards.app import current_runtime
+from dashboards.context import current_context
 from dashboards.report import PERIODS, build_report, parse_period
 from dashboards.report.model import Report
 from dashboards.widgets import PAGES_LOCATION, empty_state, section, table
@@ -64,8 +64,8 @@ def period_to_url(period: str, search: str | None) -> str:
 
 @callback(Output("report-content", "children"), Input("report-chosen", "children"))
 def render(period: str) -> list[Any]:
-    runtime = current_runtime()
-    report = build_report(runtime.store, runtime.settings, parse_period(period), charts=True)
+    context = current_context()
+    report = build_report(context.store, context.settings, parse_period(period), charts=True)
     return _content(report)
 
 

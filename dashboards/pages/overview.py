@@ -6,39 +6,40 @@ from dataclasses import asdict
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
 from dashboards import data, figures
 from dashboards import format as fmt
-from dashboards.app import current_runtime
-from dashboards.filters import STUCK_STATES, Filters
+from dashboards.context import current_context
+from dashboards.filters import Filters
 from dashboards.widgets import (
     badge,
     empty_state,
     filter_bar,
     kpi,
+    live_region,
+    refreshes,
     section,
     sparkline,
     table,
     transaction_href,
     transaction_link,
 )
+from triage.vocabulary import STUCK
 
 REFRESH_MS = 30_000
 
 
 def layout(**query: Any) -> html.Div:
     filters = Filters.from_query(query)
-    runtime = current_runtime()
-    options = data.options(runtime.store, runtime.settings)
+    context = current_context()
+    options = data.options(context.store, context.settings)
     return html.Div(
         [
             html.H1("Operations overview"),
             filter_bar(filters, options.workflows, options.facilities),
             _narrowing(filters),
-            dcc.Store(id="overview-filters", data=asdict(filters)),
-            dcc.Interval(id="overview-refresh", interval=REFRESH_MS),
-            dcc.Loading(html.Div(id="overview-content", className="content"), delay_show=400),
+            *live_region("overview", asdict(filters), REFRESH_MS),
         ]
     )
 
@@ -59,16 +60,12 @@ def _narrowing(filters: Filters) -> html.Div:
     )
 
 
-@callback(
-    Output("overview-content", "children"),
-    Input("overview-refresh", "n_intervals"),
-    State("overview-filters", "data"),
-)
-def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
-    runtime = current_runtime()
-    view = data.overview(runtime.store, runtime.settings, Filters.from_query(filters))
+@refreshes("overview")
+def refresh(filters: dict[str, Any]) -> list[Any]:
+    context = current_context()
+    view = data.overview(context.store, context.settings, Filters.from_query(filters))
     if view.total == 0:
-        return [_empty(view, bool(runtime.settings.workflows))]
+        return [_empty(view, bool(context.settings.workflows))]
     return [
         _headline(view),
         html.Div(
@@ -124,7 +121,7 @@ def _empty(view: data.Overview, configured: bool) -> html.Div:
 
 
 def _headline(view: data.Overview) -> html.Div:
-    stuck = [c for c in view.counts if c.state in STUCK_STATES]
+    stuck = [c for c in view.counts if c.state in STUCK]
     n_stuck = sum(c.count for c in stuck)
     value = sum(c.value for c in stuck)
     critical = sum(c.count for c in stuck if c.criticality == "critical")
@@ -156,7 +153,7 @@ def _headline(view: data.Overview) -> html.Div:
 
 
 def _matrix(view: data.Overview) -> html.Table | html.Div:
-    stuck = [c for c in view.counts if c.state in STUCK_STATES]
+    stuck = [c for c in view.counts if c.state in STUCK]
     if not stuck:
         return empty_state("Nothing stuck", "Every transaction in view is in progress or completed.")
     rows = []
@@ -167,13 +164,13 @@ def _matrix(view: data.Overview) -> html.Table | html.Div:
             if not mine:
                 continue
             cells: list[Any] = [workflow if first else "", tier]
-            for state in STUCK_STATES:
+            for state in STUCK:
                 n = sum(c.count for c in mine if c.state == state)
                 cells.append(html.Span(fmt.count(n), className=f"cell-{state}") if n else "·")
             cells += [fmt.count(sum(c.count for c in mine)), fmt.money(sum(c.value for c in mine))]
             rows.append(cells)
             first = False
-    headers = ["workflow", "criticality", *STUCK_STATES, "total", "value"]
+    headers = ["workflow", "criticality", *(str(s) for s in STUCK), "total", "value"]
     return table(headers, rows, id="stuck-matrix-table", numeric=range(2, len(headers)))
 
 
@@ -211,9 +208,9 @@ def _stuck_table(view: data.Overview) -> html.Table | html.Div:
             f"{t.facility_name or t.facility} ({t.criticality})",
             badge(t.state),
             f"{t.current_step or '—'} → {t.next_step or '—'}",
-            fmt.ago(t.cause_since or t.updated_at),
+            fmt.ago((t.cause.since if t.cause else None) or t.updated_at),
             fmt.money(t.value),
-            f"{t.cause_kind.replace('_', ' ')}: {t.cause_component}" if t.cause_kind else "—",
+            f"{t.cause.kind.replace('_', ' ')}: {t.cause.component}" if t.cause else "—",
         ]
         for t in view.stuck
     ]

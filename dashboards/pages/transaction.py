@@ -7,13 +7,13 @@ from typing import Any
 from urllib.parse import unquote
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
+from correlator import CauseRecord
 from dashboards import data, figures
 from dashboards import format as fmt
-from dashboards.app import current_runtime
-from dashboards.queries.transaction import CauseRecord
-from dashboards.widgets import badge, empty_state, section, sparkline, table, trace_link
+from dashboards.context import current_context
+from dashboards.widgets import badge, empty_state, live_region, refreshes, section, sparkline, table, trace_link
 
 
 def layout(workflow: str | None = None, key: str | None = None, **_: Any) -> html.Div:
@@ -21,21 +21,17 @@ def layout(workflow: str | None = None, key: str | None = None, **_: Any) -> htm
     return html.Div(
         [
             dcc.Link("← overview", href=dash.get_relative_path("/"), className="back"),
-            dcc.Store(id="transaction-ident", data=ident),
-            dcc.Interval(id="transaction-refresh", interval=60_000),
-            dcc.Loading(html.Div(id="transaction-content", className="content"), delay_show=400),
+            *live_region("transaction", ident, 60_000),
         ]
     )
 
 
-@callback(
-    Output("transaction-content", "children"),
-    Input("transaction-refresh", "n_intervals"),
-    State("transaction-ident", "data"),
-)
-def refresh(_: int | None, ident: dict[str, str]) -> list[Any]:
-    runtime = current_runtime()
-    view = data.transaction_view(runtime.store, runtime.settings, ident["workflow"], ident["key"])
+@refreshes("transaction")
+def refresh(ident: dict[str, Any]) -> list[Any]:
+    context = current_context()
+    view = data.transaction_view(
+        context.store, context.settings, str(ident.get("workflow", "")), str(ident.get("key", ""))
+    )
     if view.detail is None:
         return [
             empty_state(
@@ -75,8 +71,8 @@ def _header(view: data.TransactionView) -> html.Div:
         f"started {fmt.when(tx.started_at)} · at {tx.current_step or 'no step yet'}{waiting}"
     )
     cause = (
-        f"{tx.state.capitalize()}: {tx.cause_kind.replace('_', ' ')} on {tx.cause_component} — {tx.cause_detail}"
-        if tx.cause_kind
+        f"{tx.state.capitalize()}: {tx.cause.kind.replace('_', ' ')} on {tx.cause.component} — {tx.cause.detail}"
+        if tx.cause
         else ""
     )
     return html.Div(

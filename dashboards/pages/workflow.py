@@ -6,40 +6,35 @@ from dataclasses import asdict
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
 from dashboards import data, figures
 from dashboards import format as fmt
-from dashboards.app import current_runtime
-from dashboards.filters import STUCK_STATES, Filters
-from dashboards.widgets import empty_state, filter_bar, kpi, section, table
+from dashboards.context import current_context
+from dashboards.filters import Filters
+from dashboards.widgets import empty_state, filter_bar, kpi, live_region, refreshes, section, table
+from triage.vocabulary import STUCK
 
 
 def layout(**query: Any) -> html.Div:
     filters = Filters.from_query(query)
-    runtime = current_runtime()
-    options = data.options(runtime.store, runtime.settings)
+    context = current_context()
+    options = data.options(context.store, context.settings)
     if not filters.workflow and options.workflows:
         filters = filters.with_values(workflow=options.workflows[0])
     return html.Div(
         [
             html.H1("Workflow"),
             filter_bar(filters, options.workflows, options.facilities, workflow_required=True),
-            dcc.Store(id="workflow-filters", data=asdict(filters)),
-            dcc.Interval(id="workflow-refresh", interval=60_000),
-            dcc.Loading(html.Div(id="workflow-content", className="content"), delay_show=400),
+            *live_region("workflow", asdict(filters), 60_000),
         ]
     )
 
 
-@callback(
-    Output("workflow-content", "children"),
-    Input("workflow-refresh", "n_intervals"),
-    State("workflow-filters", "data"),
-)
-def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
-    runtime = current_runtime()
-    view = data.workflow_view(runtime.store, runtime.settings, Filters.from_query(filters))
+@refreshes("workflow")
+def refresh(filters: dict[str, Any]) -> list[Any]:
+    context = current_context()
+    view = data.workflow_view(context.store, context.settings, Filters.from_query(filters))
     name = view.filters.workflow
     if not name:
         return [
@@ -52,7 +47,7 @@ def refresh(_: int | None, filters: dict[str, str]) -> list[Any]:
         ]
     started = sum(view.throughput.started)
     target = _target(view)
-    stuck = [s for s in view.step_states if s.state in STUCK_STATES]
+    stuck = [s for s in view.step_states if s.state in STUCK]
     content: list[Any] = [
         html.P(
             f"{fmt.label(name)}: {fmt.count(started)} started and {fmt.count(view.cycle_times.count)} completed in the "
@@ -117,7 +112,7 @@ def _target(view: data.WorkflowView) -> float | None:
 
 
 def _stuck_table(view: data.WorkflowView) -> html.Table | html.Div:
-    stuck = sorted((s for s in view.step_states if s.state in STUCK_STATES), key=lambda s: -s.count)
+    stuck = sorted((s for s in view.step_states if s.state in STUCK), key=lambda s: -s.count)
     if not stuck:
         return empty_state("Nothing stuck", "Every transaction of this workflow is moving or done.")
     rows = [[s.current_step or "—", s.next_step or "—", s.state, fmt.count(s.count), fmt.money(s.value)] for s in stuck]

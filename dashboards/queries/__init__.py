@@ -3,6 +3,6 @@
 Pages and the report call these functions; no SQL lives in a callback.
 """
 
-from dashboards.queries import alerts, report, telemetry, transaction, transactions, workflow
+from dashboards.queries import alerts, report, telemetry, transaction, workflow
 
-__all__ = ["alerts", "report", "telemetry", "transaction", "transactions", "workflow"]
+__all__ = ["alerts", "report", "telemetry", "transaction", "workflow"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from triage.store import Store
+from triage.vocabulary import STUCK, State, names
 
 _IN_PERIOD = "StartedAt >= {start:DateTime64(9)} AND StartedAt < {end:DateTime64(9)}"
-_STALLED = """(State IN ('stalled', 'blocked', 'failed')
+_STALLED = """(has({stuck:Array(String)}, State)
    OR (Workflow, Key) IN (SELECT Workflow, Key FROM transaction_causes WHERE DetectedAt >= {start:DateTime64(9)}))"""
 
 # One scan of the period's transactions answers three breakdowns: by workflow, by facility, by day.
@@ -21,11 +23,11 @@ _STALLED = """(State IN ('stalled', 'blocked', 'failed')
 BREAKDOWNS = f"""
 SELECT grouping(Workflow) = 0 AS by_workflow, grouping(Facility) = 0 AS by_facility, Workflow, Facility, day,
        any(FacilityName) AS name, any(Criticality) AS criticality, count() AS started,
-       countIf(State = 'completed') AS completed, countIf(stuck) AS stuck_now, countIf(was_stalled) AS stalled,
+       countIf(State = {{completed:String}}) AS completed, countIf(stuck) AS stuck_now, countIf(was_stalled) AS stalled,
        sumIf(Value, was_stalled) AS value_stalled, sumIf(Value, stuck) AS value_stuck
 FROM (
     SELECT Workflow, Facility, FacilityName, Criticality, toDate(StartedAt) AS day, State, Value,
-           State IN ('stalled', 'blocked', 'failed') AS stuck, {_STALLED} AS was_stalled
+           has({{stuck:Array(String)}}, State) AS stuck, {_STALLED} AS was_stalled
     FROM business_transactions FINAL
     WHERE {_IN_PERIOD}
 )
@@ -40,7 +42,7 @@ FROM (
            transform(concat(Workflow, '|', Criticality), {target_keys:Array(String)},
                      {target_values:Array(Float64)}, 0.) AS target
     FROM business_transactions FINAL
-    WHERE State = 'completed' AND UpdatedAt >= {start:DateTime64(9)} AND UpdatedAt < {end:DateTime64(9)}
+    WHERE State = {completed:String} AND UpdatedAt >= {start:DateTime64(9)} AND UpdatedAt < {end:DateTime64(9)}
 )
 GROUP BY Workflow, Criticality
 ORDER BY Workflow, Criticality
@@ -58,7 +60,7 @@ WORST = f"""
 SELECT Workflow, Key, State, FacilityName, Criticality, CurrentStep, NextStep, StartedAt, Value, Priority,
        CauseKind, CauseComponent, CauseDetail
 FROM business_transactions FINAL
-WHERE {_IN_PERIOD} AND State IN ('stalled', 'blocked', 'failed')
+WHERE {_IN_PERIOD} AND has({{stuck:Array(String)}}, State)
 ORDER BY Priority DESC, Value DESC
 LIMIT {{limit:UInt32}}
 """
@@ -128,8 +130,8 @@ class Offender:
     cause_detail: str
 
 
-def _period(start: datetime, end: datetime) -> dict[str, datetime]:
-    return {"start": start, "end": end}
+def _period(start: datetime, end: datetime) -> dict[str, Any]:
+    return {"start": start, "end": end, "stuck": names(STUCK), "completed": str(State.COMPLETED)}
 
 
 @dataclass

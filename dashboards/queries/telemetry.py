@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from dashboards.filters import STUCK_STATES, bucket_seconds
+from dashboards.filters import bucket_seconds
 from triage.store import Store
+from triage.vocabulary import STUCK, names
 
 QUEUE_SERIES = """
 SELECT Queue, toStartOfInterval(Timestamp, toIntervalSecond({bucket:UInt32})) AS t,
@@ -159,5 +160,5 @@ def _append(health: ServiceHealth, t: datetime, calls: int, errors: int) -> None
 
 def hurt_workflows(store: Store) -> list[Hurt]:
     """Stuck transactions by the component their cause names, per workflow."""
-    rows = store.query(HURT, {"stuck": list(STUCK_STATES)}).result_rows
+    rows = store.query(HURT, {"stuck": names(STUCK)}).result_rows
     return [Hurt(r[0], r[1], r[2], int(r[3]), float(r[4]), int(r[5])) for r in rows]

@@ -1,35 +1,13 @@
-"""One transaction for the drill-down: its row, step events, causes with evidence, traces and logs."""
+"""One transaction for the drill-down: the read model's row, timeline and causes, with its traces and logs."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from dashboards.queries.transactions import Transaction
+from correlator import CauseRecord, TimelineEvent, Transaction, cause_history, get_transaction, timeline
 from triage.store import Store
 
-ONE = """
-SELECT Workflow, Key, State, Facility, FacilityName, Criticality, CurrentStep, NextStep, StartedAt, UpdatedAt,
-       DueAt, Value, Priority, CauseKind, CauseComponent, CauseDetail, CauseSince
-FROM business_transactions FINAL
-WHERE Workflow = {workflow:String} AND Key = {key:String}
-"""
-EVENTS = """
-SELECT Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer, Destination
-FROM business_events FINAL
-WHERE Workflow = {workflow:String} AND Key = {key:String}
-ORDER BY At
-LIMIT 2000
-"""
-CAUSES = """
-SELECT Kind, Component, Detail, Since, Evidence, DetectedAt, Active
-FROM transaction_causes FINAL
-WHERE Workflow = {workflow:String} AND Key = {key:String}
-ORDER BY Active DESC, DetectedAt DESC
-LIMIT 50
-"""
 TRACES = """
 SELECT TraceId, min(FirstSeen) AS first_seen, any(Via) AS via
 FROM trace_keys
@@ -49,32 +27,6 @@ LIMIT 200
 
 
 @dataclass(frozen=True)
-class StepEvent:
-    step: str
-    at: datetime
-    source: str
-    service: str
-    trace_id: str
-    kind: str
-    status: str
-    failure: bool
-    detail: str
-    peer: str
-    destination: str
-
-
-@dataclass(frozen=True)
-class CauseRecord:
-    kind: str
-    component: str
-    detail: str
-    since: datetime | None
-    evidence: dict[str, Any]
-    detected_at: datetime
-    active: bool
-
-
-@dataclass(frozen=True)
 class LogLine:
     at: datetime
     severity: str
@@ -86,35 +38,20 @@ class LogLine:
 @dataclass(frozen=True)
 class TransactionDetail:
     transaction: Transaction
-    events: list[StepEvent]
+    events: list[TimelineEvent]
     causes: list[CauseRecord]
     trace_ids: list[str]
     logs: list[LogLine]
 
 
-def _evidence(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {"raw": text}
-    return value if isinstance(value, dict) else {"value": value}
-
-
 def transaction_detail(store: Store, workflow: str, key: str) -> TransactionDetail | None:
     """Everything the drill-down shows about one transaction, or None when the store has no such one."""
     params = {"workflow": workflow, "key": key}
-    row = store.query(ONE, params).first_row
-    if not row:
+    tx = get_transaction(store, workflow, key)
+    if tx is None:
         return None
-    tx = Transaction(*row)
-    events = [
-        StepEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10])
-        for r in store.query(EVENTS, params).result_rows
-    ]
-    causes = [
-        CauseRecord(r[0], r[1], r[2], r[3], _evidence(r[4]), r[5], bool(r[6]))
-        for r in store.query(CAUSES, params).result_rows
-    ]
+    events = timeline(store, workflow, key)
+    causes = cause_history(store, workflow, key, limit=50)
     traces = [r[0] for r in store.query(TRACES, params).result_rows]
     for e in events:
         if e.trace_id and e.trace_id not in traces:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dashboards.filters import STUCK_STATES, Filters, bucket_seconds
+from dashboards.filters import Filters, bucket_seconds
 from triage.store import Store
+from triage.vocabulary import STUCK, State, names
 
 # A step's time is its first successful occurrence; taking min() per (Key, Step) makes the result the
 # same whether or not duplicate event rows have been merged yet, so no FINAL is needed.
@@ -35,7 +36,7 @@ STEP_STATES = """
 SELECT CurrentStep, NextStep, State, count() AS n, sum(Value) AS value
 FROM business_transactions FINAL
 WHERE Workflow = {workflow:String}
-  AND (StartedAt >= {since:DateTime64(9)} OR State IN ('stalled', 'blocked', 'failed'))
+  AND (StartedAt >= {since:DateTime64(9)} OR has({stuck_states:Array(String)}, State))
   AND ({facility:String} = '' OR Facility = {facility:String})
   AND ({criticality:String} = '' OR Criticality = {criticality:String})
 GROUP BY CurrentStep, NextStep, State
@@ -45,7 +46,7 @@ SELECT count() AS n, quantiles(0.5, 0.9, 0.95)(seconds) AS q, histogram(30)(seco
 FROM (
     SELECT toFloat64(dateDiff('second', StartedAt, UpdatedAt)) AS seconds
     FROM business_transactions FINAL
-    WHERE Workflow = {workflow:String} AND State = 'completed' AND UpdatedAt >= {since:DateTime64(9)}
+    WHERE Workflow = {workflow:String} AND State = {completed:String} AND UpdatedAt >= {since:DateTime64(9)}
       AND ({facility:String} = '' OR Facility = {facility:String})
       AND ({criticality:String} = '' OR Criticality = {criticality:String})
 )
@@ -62,7 +63,7 @@ FROM (
     UNION ALL
     SELECT toStartOfInterval(UpdatedAt, toIntervalSecond({bucket:UInt32})), 0, 1, 0
     FROM business_transactions FINAL
-    WHERE Workflow = {workflow:String} AND State = 'completed' AND UpdatedAt >= {since:DateTime64(9)}
+    WHERE Workflow = {workflow:String} AND State = {completed:String} AND UpdatedAt >= {since:DateTime64(9)}
       AND ({facility:String} = '' OR Facility = {facility:String})
       AND ({criticality:String} = '' OR Criticality = {criticality:String})
 )
@@ -112,12 +113,12 @@ def transitions(store: Store, workflow: str, since: datetime) -> list[Transition
 
 
 def step_states(store: Store, filters: Filters) -> list[StepState]:
-    rows = store.query(STEP_STATES, filters.sql()).result_rows
+    rows = store.query(STEP_STATES, _params(filters)).result_rows
     return [StepState(r[0], r[1], r[2], int(r[3]), float(r[4])) for r in rows]
 
 
 def cycle_times(store: Store, filters: Filters) -> CycleTimes:
-    row = store.query(CYCLE_TIMES, filters.sql()).first_row
+    row = store.query(CYCLE_TIMES, _params(filters)).first_row
     if not row or not row[0]:
         return CycleTimes(0, 0.0, 0.0, 0.0, [])
     q = [float(x) for x in row[1]]
@@ -125,8 +126,12 @@ def cycle_times(store: Store, filters: Filters) -> CycleTimes:
 
 
 def throughput(store: Store, filters: Filters) -> Throughput:
-    params = {**filters.sql(), "bucket": bucket_seconds(filters.seconds), "stuck_states": list(STUCK_STATES)}
+    params = {**_params(filters), "bucket": bucket_seconds(filters.seconds)}
     rows = store.query(THROUGHPUT, params).result_rows
     return Throughput(
         [r[0] for r in rows], [int(r[1]) for r in rows], [int(r[2]) for r in rows], [int(r[3]) for r in rows]
     )
+
+
+def _params(filters: Filters) -> dict[str, object]:
+    return {**filters.sql(), "stuck_states": names(STUCK), "completed": str(State.COMPLETED)}

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,38 +25,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from correlator import Correlator
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, free_port, serve_posts
+from tests.workflows import FACILITIES, SENT_TO_ERP_OUT, budget_approval, po_sent, procure_to_pay
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
 PO_WORKFLOW: dict[str, Any] = {
-    "facilities": [
-        {"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"},
-        {"id": "CLN-04", "name": "Eastside Clinic", "criticality": "normal"},
-    ],
-    "workflows": [
-        {
-            "name": "procure_to_pay",
-            "keys": ["erp.po_number"],
-            "facility": "facility.id",
-            "value": "erp.amount",
-            "steps": [
-                {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
-                {
-                    "name": "budget_approval",
-                    "match": {"service": "approval-saas", "span_name": "approve"},
-                    "human": True,
-                    "sla": {"normal": "8h", "critical": "1h"},
-                },
-                {
-                    "name": "po_sent",
-                    "match": {"attributes": {"messaging.destination.name": "erp.po.out"}, "kind": "producer"},
-                },
-            ],
-            "terminal": ["po_sent"],
-        }
-    ],
+    "facilities": FACILITIES,
+    "workflows": [procure_to_pay(budget_approval(), po_sent(SENT_TO_ERP_OUT))],
     "correlation": {"enabled": False, "settle": 0.5},
 }
 
@@ -103,28 +80,19 @@ class Receiver:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    left = receiver.fail_first.get(self.path, 0)
-                    failing = left > 0 or self.path in receiver.always_fail
-                    if left > 0:
-                        receiver.fail_first[self.path] = left - 1
-                    code = 503 if failing else 200
-                    receiver.requests.append(Request(self.path, dict(self.headers), body, code, time.time()))
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_posts(self._record)
         return self
+
+    def _record(self, request: BaseHTTPRequestHandler) -> int:
+        body = request.rfile.read(int(request.headers.get("Content-Length", 0)))
+        with self.lock:
+            left = self.fail_first.get(request.path, 0)
+            failing = left > 0 or request.path in self.always_fail
+            if left > 0:
+                self.fail_first[request.path] = left - 1
+            code = 503 if failing else 200
+            self.requests.append(Request(request.path, dict(request.headers), body, code, time.time()))
+        return code
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
@@ -215,6 +183,18 @@ class Alertmanager(Program):
                 if alert["labels"].get("alertname") == alertname and (status is None or alert["status"] == status):
                     out.append(alert)
         return out
+
+
+def paging(alertmanager: Alertmanager, receiver: Receiver, hook: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """`alerts:` settings that send to Alertmanager and to the receiver at `hook`, evaluated every
+    300 ms and resent every second."""
+    return {
+        "alertmanager_url": alertmanager.url,
+        "webhooks": [{"url": receiver.url(hook)}],
+        "interval": "300ms",
+        "resend_interval": "1s",
+        "rules": rules,
+    }
 
 
 @pytest.fixture(scope="session")

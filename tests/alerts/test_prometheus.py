@@ -43,7 +43,7 @@ def export(tmp: Path, rules: list[dict[str, Any]], **alerts: Any) -> tuple[Path,
         [
             sys.executable,
             "-m",
-            "triage.cli",
+            "app.cli",
             "rules",
             "export",
             "--format",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.alerts.conftest import PO_WORKFLOW, Alertmanager, AlertServer, Estate, Receiver, unique, wait_for
+from tests.alerts.conftest import PO_WORKFLOW, Alertmanager, AlertServer, Estate, Receiver, paging, unique, wait_for
 from tests.conftest import free_port, server_settings
 
 
@@ -18,16 +18,11 @@ def test_restart_does_not_page_again_and_keeps_pending_clocks(
 ) -> None:
     now_rule, later_rule = unique("po_blocked_now"), unique("po_blocked_later")
     hook = f"/hook/{now_rule}"
-    alerts = {
-        "alertmanager_url": alertmanager.url,
-        "webhooks": [{"url": receiver.url(hook)}],
-        "interval": "300ms",
-        "resend_interval": "1s",
-        "rules": [
-            {"name": now_rule, "when": {"state": ["blocked"]}, "severity": "page"},
-            {"name": later_rule, "when": {"state": ["blocked"]}, "for": "4s"},
-        ],
-    }
+    rules = [
+        {"name": now_rule, "when": {"state": ["blocked"]}, "severity": "page"},
+        {"name": later_rule, "when": {"state": ["blocked"]}, "for": "4s"},
+    ]
+    alerts = paging(alertmanager, receiver, hook, rules)
     settings = server_settings(chdb_path, **PO_WORKFLOW, alerts=alerts)
     first = AlertServer(settings).start()
     estate = Estate(first)

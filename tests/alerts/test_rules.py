@@ -13,17 +13,18 @@ import pytest
 
 from alerts import export_prometheus, pack_names
 from alerts.rules import load_pack
+from app.config import load_config
 from tests.alerts.conftest import PO_WORKFLOW, AlertServer, Estate, unique, wait_for
 from tests.conftest import server_settings
 from triage.errors import ConfigError
 from triage.settings import load_settings
 
-TRIAGE = [sys.executable, "-m", "triage.cli"]
+TRIAGE = [sys.executable, "-m", "app.cli"]
 
 
 def rules_error(rules: list[dict]) -> str:
     with pytest.raises(ConfigError) as caught:
-        load_settings(None, {"alerts": {"rules": rules}}, environ={})
+        load_config(None, {"alerts": {"rules": rules}}, environ={})
     return " ".join(str(caught.value).split())
 
 

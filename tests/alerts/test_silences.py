@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.alerts.conftest import PO_WORKFLOW, Alertmanager, AlertServer, Estate, Receiver, unique, wait_for
+from tests.alerts.conftest import PO_WORKFLOW, Alertmanager, AlertServer, Estate, Receiver, paging, unique, wait_for
 from tests.conftest import server_settings
 
 
@@ -17,13 +17,8 @@ def test_silence_holds_back_one_facility_until_expired(
 ) -> None:
     rule = unique("po_blocked")
     hook = f"/hook/{rule}"
-    alerts = {
-        "alertmanager_url": alertmanager.url,
-        "webhooks": [{"url": receiver.url(hook)}],
-        "interval": "300ms",
-        "resend_interval": "1s",
-        "rules": [{"name": rule, "when": {"state": ["blocked"]}, "group_by": ["workflow", "facility"]}],
-    }
+    rules = [{"name": rule, "when": {"state": ["blocked"]}, "group_by": ["workflow", "facility"]}]
+    alerts = paging(alertmanager, receiver, hook, rules)
     server = AlertServer(server_settings(chdb_path, **PO_WORKFLOW, alerts=alerts)).start()
     estate = Estate(server)
     try:

@@ -28,10 +28,8 @@ from tests.collector.test_log_profiles import (
     syslog_expectation,
 )
 from tests.conftest import LiveServer, server_settings, unique_dsn
-from triage.auth import ApiKeys
 from triage.errors import Overloaded
-from triage.runtime import Runtime
-from triage.settings import Ingest, LogSource
+from triage.settings import Ingest, LogSource, Settings
 from triage.store import Store
 
 SAMPLES = {
@@ -43,6 +41,16 @@ SAMPLES = {
 POLL = {"poll_interval": 0.05, "flush_after": 0.2}
 
 
+@dataclasses.dataclass
+class Runtime:
+    """What the log collector runs on: settings, the store, the write pipeline and its receiver."""
+
+    settings: Settings
+    store: Store
+    pipeline: Pipeline
+    receiver: Receiver
+
+
 @pytest.fixture(scope="module")
 def runtime(chdb_path: Path) -> Iterator[Runtime]:
     """A runtime whose raw retention keeps the samples' 2015 lines (settings cap raw_days at ten years)."""
@@ -51,7 +59,7 @@ def runtime(chdb_path: Path) -> Iterator[Runtime]:
     pipeline = Pipeline(store, Ingest(batch_max_delay=0.05))
     pipeline.start()
     settings = server_settings(chdb_path, store=store.dsn)
-    yield Runtime(settings, store, pipeline, Receiver(pipeline), ApiKeys([]))
+    yield Runtime(settings, store, pipeline, Receiver(pipeline))
     pipeline.shutdown()
     store.command(f"DROP DATABASE IF EXISTS `{store.target.database}`")
 
@@ -184,7 +192,8 @@ class Tail:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             self._ready.set()
-            await tail_sources(self.runtime, self._stop)
+            rt = self.runtime
+            await tail_sources(rt.settings.log_sources, rt.receiver, rt.store, self._stop)
 
         try:
             asyncio.run(main())
@@ -222,6 +231,11 @@ def lines(tag: str, n: int, start: int = 0) -> str:
     return "".join(f"INFO  {now} [worker-1] com.example.Erp: {tag} line {i}\n" for i in range(start, start + n))
 
 
+def messages(*tagged: tuple[str, int]) -> list[str]:
+    """The messages of the `lines(tag, n)` written for each (tag, n), sorted."""
+    return sorted(f"{tag} line {i}" for tag, n in tagged for i in range(n))
+
+
 def append(path: Path, text: str) -> None:
     with path.open("a", encoding="utf-8") as f:
         f.write(text)
@@ -251,12 +265,7 @@ def test_tail_rotation_by_rename_and_recreate(runtime: Runtime, tmp_path: Path) 
         assert wait_for(rt, source.name, 75) == 75
         append(log_file, lines("after", 5, start=20))
         assert wait_for(rt, source.name, 80) == 80
-    got = bodies(rt, source.name)
-    assert sorted(got) == sorted(
-        [f"before line {i}" for i in range(50)]
-        + [f"late line {i}" for i in range(5)]
-        + [f"after line {i}" for i in range(25)]
-    )
+    assert sorted(bodies(rt, source.name)) == messages(("before", 50), ("late", 5), ("after", 25))
 
 
 def test_tail_rotation_by_copytruncate(runtime: Runtime, tmp_path: Path) -> None:
@@ -273,11 +282,8 @@ def test_tail_rotation_by_copytruncate(runtime: Runtime, tmp_path: Path) -> None
         shutil.copy(log_file, tmp_path / "mule.log.2")
         log_file.write_text(lines("third-round-with-longer-lines", 60))  # longer: the first bytes give it away
         assert wait_for(rt, source.name, 103) == 103
-    got = bodies(rt, source.name)
-    assert sorted(got) == sorted(
-        [f"first line {i}" for i in range(40)]
-        + [f"second line {i}" for i in range(3)]
-        + [f"third-round-with-longer-lines line {i}" for i in range(60)]
+    assert sorted(bodies(rt, source.name)) == messages(
+        ("first", 40), ("second", 3), ("third-round-with-longer-lines", 60)
     )
 
 

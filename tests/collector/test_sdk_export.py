@@ -26,17 +26,26 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from tests.conftest import LiveServer
 
+EXPORTERS = {
+    "traces": (HttpSpanExporter, GrpcSpanExporter),
+    "logs": (HttpLogExporter, GrpcLogExporter),
+    "metrics": (HttpMetricExporter, GrpcMetricExporter),
+}
 
-def _span_exporter(server: LiveServer, transport: str):  # type: ignore[no-untyped-def]
+
+def _exporter(server: LiveServer, transport: str, signal: str):  # type: ignore[no-untyped-def]
+    """The SDK's OTLP exporter of `signal` to the server over `transport` (traces over HTTP gzipped)."""
+    http, grpc = EXPORTERS[signal]
     if transport == "http":
-        return HttpSpanExporter(endpoint=f"{server.otlp_http}/v1/traces", compression=Compression.Gzip)
-    return GrpcSpanExporter(endpoint=server.otlp_grpc, insecure=True)
+        extra = {"compression": Compression.Gzip} if signal == "traces" else {}
+        return http(endpoint=f"{server.otlp_http}/v1/{signal}", **extra)
+    return grpc(endpoint=server.otlp_grpc, insecure=True)
 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_sdk_traces_land_in_otel_traces(live_server: LiveServer, transport: str) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": f"erp-{transport}", "deployment": "test"}))
-    provider.add_span_processor(BatchSpanProcessor(_span_exporter(live_server, transport)))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(live_server, transport, "traces")))
     tracer = provider.get_tracer("triage.tests", "1.2.3")
     with tracer.start_as_current_span(
         "POST /requisitions",
@@ -96,11 +105,7 @@ def test_sdk_traces_land_in_otel_traces(live_server: LiveServer, transport: str)
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_sdk_logs_land_in_otel_logs(live_server: LiveServer, transport: str) -> None:
-    exporter = (
-        HttpLogExporter(endpoint=f"{live_server.otlp_http}/v1/logs")
-        if transport == "http"
-        else GrpcLogExporter(endpoint=live_server.otlp_grpc, insecure=True)
-    )
+    exporter = _exporter(live_server, transport, "logs")
     provider = LoggerProvider(resource=Resource.create({"service.name": f"mirth-{transport}"}))
     provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     logger = logging.getLogger(f"tests.sdk.{transport}")
@@ -132,11 +137,7 @@ def test_sdk_logs_land_in_otel_logs(live_server: LiveServer, transport: str) -> 
 
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_sdk_metrics_land_in_metric_tables(live_server: LiveServer, transport: str) -> None:
-    exporter = (
-        HttpMetricExporter(endpoint=f"{live_server.otlp_http}/v1/metrics")
-        if transport == "http"
-        else GrpcMetricExporter(endpoint=live_server.otlp_grpc, insecure=True)
-    )
+    exporter = _exporter(live_server, transport, "metrics")
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=60_000)
     provider = MeterProvider(resource=Resource.create({"service.name": f"erp-{transport}"}), metric_readers=[reader])
     meter = provider.get_meter("tests")
@@ -176,7 +177,7 @@ def test_self_metrics_count_accepted_spans(live_server: LiveServer) -> None:
 
     before = accepted()
     provider = TracerProvider(resource=Resource.create({"service.name": "counted"}))
-    provider.add_span_processor(BatchSpanProcessor(_span_exporter(live_server, "http")))
+    provider.add_span_processor(BatchSpanProcessor(_exporter(live_server, "http", "traces")))
     tracer = provider.get_tracer("t")
     for i in range(7):
         with tracer.start_as_current_span(f"s{i}"):

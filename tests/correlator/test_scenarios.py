@@ -29,39 +29,29 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from correlator import Correlator
 from tests.conftest import LiveServer, server_settings
+from tests.workflows import (
+    FACILITIES,
+    PO_KEY_PATTERNS,
+    PO_KEYS,
+    SENT_TO_ERP_OUT,
+    budget_approval,
+    po_sent,
+    procure_to_pay,
+)
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def workflow_config(queue: str) -> dict[str, Any]:
     return {
-        "facilities": [
-            {"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"},
-            {"id": "CLN-04", "name": "Eastside Clinic", "criticality": "normal"},
-        ],
+        "facilities": FACILITIES,
         "workflows": [
-            {
-                "name": "procure_to_pay",
-                "keys": ["erp.po_number", "po.number"],
-                "key_patterns": [r"\bPO[- ]?(\d{10})\b"],
-                "facility": "facility.id",
-                "value": "erp.amount",
-                "steps": [
-                    {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
-                    {
-                        "name": "budget_approval",
-                        "match": {"service": "approval-saas", "span_name": "approve"},
-                        "human": True,
-                        "sla": {"normal": "8h", "critical": "1h"},
-                    },
-                    {
-                        "name": "po_sent",
-                        "match": {"attributes": {"messaging.destination.name": "erp.po.out"}, "kind": "producer"},
-                        "sla": {"normal": "30m"},
-                    },
-                ],
-                "terminal": ["po_sent"],
-            }
+            procure_to_pay(
+                budget_approval(),
+                po_sent(SENT_TO_ERP_OUT, sla="30m"),
+                keys=PO_KEYS,
+                key_patterns=PO_KEY_PATTERNS,
+            )
         ],
         "queues": [{"name": "approvals", "kind": "rabbitmq", "url": AMQP, "queue": queue, "interval": "1s"}],
         "correlation": {"enabled": False, "settle": 0.5},
@@ -163,6 +153,16 @@ class Estate:
         with self.erp.start_as_current_span("send PO", context=ctx, kind=SpanKind.PRODUCER, attributes=attrs):
             pass
 
+    def call_approval_saas(self, status: int, error: str | None = None) -> None:
+        """The ERP's own call to approval-saas; a 5xx fails it with `error` ("approval-saas returned <status>")."""
+        with self.erp.start_as_current_span(
+            "POST approval-saas /requests",
+            kind=SpanKind.CLIENT,
+            attributes={"peer.service": "approval-saas", "http.response.status_code": status},
+        ) as call:
+            if status >= 500:
+                call.set_status(Status(StatusCode.ERROR, error or f"approval-saas returned {status}"))
+
     def close(self) -> None:
         for provider in self.providers:
             provider.shutdown()
@@ -215,12 +215,7 @@ def test_procure_to_pay_scenarios_match_ground_truth(scenario: tuple[LiveServer,
     with estate.erp.start_as_current_span(
         "POST /requisitions", kind=SpanKind.SERVER, attributes={"erp.po_number": "4500000004", "facility.id": "STM-ICU"}
     ):
-        with estate.erp.start_as_current_span(
-            "POST approval-saas /requests",
-            kind=SpanKind.CLIENT,
-            attributes={"peer.service": "approval-saas", "http.response.status_code": 503},
-        ) as call:
-            call.set_status(Status(StatusCode.ERROR, "approval-saas returned 503 Service Unavailable"))
+        estate.call_approval_saas(503, "approval-saas returned 503 Service Unavailable")
     # PO 5: the integration engine cannot map the supplier's message; its log has the PO but no trace id.
     estate.requisition("4500000005", facility="CLN-04", amount=950.0)
     logs = LoggerProvider(resource=Resource.create({"service.name": "mirth"}))
@@ -382,23 +377,12 @@ def test_a_successful_retry_unblocks(scenario: tuple[LiveServer, Estate, Correla
     attrs = {"erp.po_number": "4500000041", "facility.id": "STM-ICU"}
     with estate.erp.start_as_current_span("POST /requisitions", kind=SpanKind.SERVER, attributes=attrs):
         for status in (503, 503, 202):
-            with estate.erp.start_as_current_span(
-                "POST approval-saas /requests",
-                kind=SpanKind.CLIENT,
-                attributes={"peer.service": "approval-saas", "http.response.status_code": status},
-            ) as call:
-                if status >= 500:
-                    call.set_status(Status(StatusCode.ERROR, f"approval-saas returned {status}"))
-                time.sleep(0.01)
+            estate.call_approval_saas(status)
+            time.sleep(0.01)
     with estate.erp.start_as_current_span(
         "POST /requisitions", kind=SpanKind.SERVER, attributes={**attrs, "erp.po_number": "4500000042"}
     ):
-        with estate.erp.start_as_current_span(
-            "POST approval-saas /requests",
-            kind=SpanKind.CLIENT,
-            attributes={"peer.service": "approval-saas", "http.response.status_code": 503},
-        ) as call:
-            call.set_status(Status(StatusCode.ERROR, "approval-saas returned 503"))
+        estate.call_approval_saas(503)
     cycle(server, correlator)
     now = states(server)
     assert verdict(now["4500000041"]) == ("in_progress", None, None), "the retry went through"

@@ -20,10 +20,11 @@ import uvicorn
 # Before the Dash app is built: dev tools on, so that a callback error shows in the page and fails a test.
 os.environ.setdefault("TRIAGE_DASHBOARDS_DEBUG", "1")
 
+from app.api import create_api_app  # noqa: E402
+from app.runtime import Runtime  # noqa: E402
 from dashboards import mount_dashboards  # noqa: E402
 from tests.conftest import LiveServer, free_port, server_settings  # noqa: E402
-from triage.api import create_api_app  # noqa: E402
-from triage.runtime import Runtime  # noqa: E402
+from tests.workflows import FACILITIES, PO_KEY_PATTERNS, PO_KEYS, budget_approval, po_sent, procure_to_pay  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboards"
 CHROMIUM_FLAGS = (
@@ -38,28 +39,12 @@ CHROMIUM_FLAGS = (
     "--window-size=1400,1600",
 )
 
-FACILITIES = [
-    {"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"},
-    {"id": "CLN-04", "name": "Eastside Clinic", "criticality": "normal"},
-]
-WORKFLOW = {
-    "name": "procure_to_pay",
-    "keys": ["erp.po_number", "po.number"],
-    "key_patterns": [r"\bPO[- ]?(\d{10})\b"],
-    "facility": "facility.id",
-    "value": "erp.amount",
-    "steps": [
-        {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
-        {
-            "name": "budget_approval",
-            "match": {"service": "approval-saas", "span_name": "approve"},
-            "human": True,
-            "sla": {"normal": "8h", "critical": "1h"},
-        },
-        {"name": "po_sent", "match": {"span_name": "send PO"}, "sla": {"normal": "30m"}},
-    ],
-    "terminal": ["po_sent"],
-}
+WORKFLOW = procure_to_pay(
+    budget_approval(),
+    po_sent({"span_name": "send PO"}, sla="30m"),
+    keys=PO_KEYS,
+    key_patterns=PO_KEY_PATTERNS,
+)
 
 
 class DashboardServer:
@@ -68,7 +53,7 @@ class DashboardServer:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         app = create_api_app(runtime)
-        mount_dashboards(app, runtime)
+        mount_dashboards(app, runtime.store, runtime.settings)
         self.port = free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="off"

@@ -60,7 +60,7 @@ def test_html_report_is_self_contained(populated: tuple[LiveServer, DashboardSer
 
 def _triage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "triage.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         capture_output=True,
         text=True,
         timeout=180,

@@ -65,7 +65,7 @@ def test_demo_answers_match_its_ground_truth(tmp_path: Path, capsys: pytest.Capt
         f"--store chdb://{tmp_path / 'data'} --port {port} --otlp-http-port {otlp_http} --otlp-grpc-port {otlp_grpc} "
         f"--duration {DURATION} --speed {SPEED} --truth {truth} --seed 11"
     )
-    command = [sys.executable, "-m", "triage.cli", "demo", *flags.split()]
+    command = [sys.executable, "-m", "app.cli", "demo", *flags.split()]
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         demo = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr, env={**os.environ, "COLUMNS": "160"})

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from simulator.brokers import MemoryBroker
 from simulator.config import business_settings, demo_config
+from simulator.estate import Cast
 from simulator.flows import FLOWS
 from simulator.history import HistoryEstate
 from simulator.observe import Observer
@@ -67,18 +68,8 @@ def test_every_historic_transaction_ends_as_its_fate_says() -> None:
     destinations = {q.name: q.queue or q.name for q in settings.queues}
     broker = MemoryBroker(destinations, lambda delivery: False)
     now = time.time()
-    history = HistoryEstate(
-        telemetry,
-        transactions,
-        scenario,
-        business,
-        random.Random(3),
-        flows,
-        Keys(random.Random(3)),
-        broker,
-        12 * 3600,
-        now,
-    )
+    cast = Cast(telemetry, transactions, scenario, business, flows, Keys(random.Random(3)))
+    history = HistoryEstate(cast, random.Random(3), broker, 12 * 3600, now)
     while not history.done:
         history.play(1000)
     telemetry.flush()

@@ -70,26 +70,24 @@ def test_messages_are_kept_with_destination_and_id(observer: Observer) -> None:
     assert span(observer, "internal", "erp-procurement", "Internal", **attrs) is None
 
 
+def channel_log(observer: Observer, body: str, severity: int):
+    """A log line of the integration engine's supplier-orders channel."""
+    return observer.log(
+        "procure_to_pay",
+        service="integration-engine",
+        body=body,
+        attributes={"channel": "supplier-orders"},
+        severity=severity,
+        at_ns=1,
+        emitted=1.0,
+    )
+
+
 def test_logs_fail_on_their_channel(observer: Observer) -> None:
-    o = observer.log(
-        "procure_to_pay",
-        service="integration-engine",
-        body="mapping failed for PO 4500000001 (Meridian Medical Supply): missing required field UOM",
-        attributes={"channel": "supplier-orders"},
-        severity=17,
-        at_ns=1,
-        emitted=1.0,
-    )
+    body = "mapping failed for PO 4500000001 (Meridian Medical Supply): missing required field UOM"
+    o = channel_log(observer, body, severity=17)
     assert o is not None and o.failure and o.service == "supplier-orders" and o.source == "log"
-    info = observer.log(
-        "procure_to_pay",
-        service="integration-engine",
-        body="PO 4500000001 sent to Meridian Medical Supply",
-        attributes={"channel": "supplier-orders"},
-        severity=9,
-        at_ns=1,
-        emitted=1.0,
-    )
+    info = channel_log(observer, "PO 4500000001 sent to Meridian Medical Supply", severity=9)
     assert info is None
 
 

@@ -1,4 +1,4 @@
-"""Ground-truth derivation: the simulator's expected verdicts follow DESIGN.md's states and causes,
+"""Ground-truth derivation: the simulator's expected verdicts follow the states and causes of docs/correlation.md,
 agree with the correlator's own state machine on random event histories, and say when they are
 too close to a change to be held against Triage."""
 

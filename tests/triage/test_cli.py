@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conftest import free_port
+from tests.conftest import TRIAGE, serve_command, serve_ports
 
-TRIAGE = [sys.executable, "-m", "triage.cli"]
 GOOD_CONFIG = """
 store: chdb:///tmp/never-opened
 facilities:
@@ -116,18 +114,7 @@ def _request(service: str, trace_id: bytes) -> bytes:
 
 def _start(data: Path, ports: dict[str, int], env: dict[str, str]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [
-            *TRIAGE,
-            "serve",
-            "--store",
-            f"chdb://{data}",
-            "--port",
-            str(ports["api"]),
-            "--otlp-http-port",
-            str(ports["http"]),
-            "--otlp-grpc-port",
-            str(ports["grpc"]),
-        ],
+        serve_command(data, ports),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -149,7 +136,7 @@ def _start(data: Path, ports: dict[str, int], env: dict[str, str]) -> subprocess
 
 def test_serve_flushes_on_sigterm_and_data_survives_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    ports = {"api": free_port(), "http": free_port(), "grpc": free_port()}
+    ports = serve_ports()
     # A long batch delay: the spans can only reach the store through the shutdown flush.
     env = {"TRIAGE_INGEST__BATCH_MAX_DELAY": "60s"}
     proc = _start(data, ports, env)

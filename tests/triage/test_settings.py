@@ -123,3 +123,32 @@ def test_retention_change_is_applied_to_existing_tables(chdb_path: Path) -> None
         "otel_logs": "TimestampTime + toIntervalDay(30)",
         "business_transactions": "toDateTime(UpdatedAt) + toIntervalDay(90)",
     }
+
+
+def test_patterns_clickhouse_runs_are_checked_with_re2() -> None:
+    """A key pattern with a look-behind compiles in Python but not in ClickHouse: refused at load, naming why."""
+    workflow = {
+        "name": "p2p",
+        "keys": ["erp.po_number"],
+        "key_patterns": [r"(?<=PO)(\d{10})"],
+        "steps": [{"name": "req", "match": {"service": "erp", "log_pattern": r"(\w+) again \1"}}],
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {"workflows": [workflow]}, environ={})
+    text = str(caught.value)
+    assert "workflows[0] (p2p).key_patterns[0]: pattern is evaluated by ClickHouse" in text
+    assert "invalid perl operator: (?<=" in text and "no look-around" in text
+    assert "workflows[0] (p2p).steps[0] (req).match.log_pattern: pattern is evaluated by ClickHouse" in text
+    with pytest.raises(ConfigError, match=r"correlation.transformation_patterns\[0\]: pattern is evaluated"):
+        load_settings(None, {"correlation": {"transformation_patterns": ["fail(?!ed)"]}}, environ={})
+    ok = {**workflow, "key_patterns": [r"PO(\d{10})"], "steps": [{"name": "req", "match": {"log_pattern": "again"}}]}
+    assert load_settings(None, {"workflows": [ok]}, environ={}).workflows[0].key_patterns == [r"PO(\d{10})"]
+
+
+def test_an_empty_api_key_is_refused() -> None:
+    """`api_keys: [""]` would let through a request without a key: refused, saying how to run without keys."""
+    with pytest.raises(ConfigError, match=r"api_keys\[0\] is empty; give a long random key, or no api_keys"):
+        load_settings(None, {"api_keys": [""]}, environ={})
+    with pytest.raises(ConfigError, match=r"api_keys\[1\] has spaces around it"):
+        load_settings(None, {"api_keys": ["k" * 32, " padded "]}, environ={})
+    assert load_settings(None, environ={"TRIAGE_API_KEYS": "a1, b2"}).api_keys == ["a1", "b2"]

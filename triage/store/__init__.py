@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -13,6 +13,9 @@ from clickhouse_connect.driver.query import QueryResult
 
 from triage.errors import StoreError
 from triage.store.dsn import StoreTarget, parse_dsn
+
+if TYPE_CHECKING:
+    from triage.settings import Settings
 
 log = logging.getLogger("triage.store")
 
@@ -38,6 +41,16 @@ class Store:
         self._local = threading.local()
         self._database_ready = False
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store the settings name, with their cluster and retention (not yet migrated)."""
+        return cls(
+            settings.store,
+            cluster=settings.cluster,
+            raw_ttl_days=settings.retention.raw_days,
+            business_ttl_days=settings.retention.business_days,
+        )
 
     @property
     def on_cluster(self) -> str:

@@ -11,6 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from app.config import load_config
+from triage.settings import Settings
+
 console = Console(stderr=True)
 
 
@@ -30,19 +33,16 @@ def register(subparsers: Any, common: Callable[[argparse.ArgumentParser], None],
     check.set_defaults(func=cmd_check)
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from triage.settings import load_settings
-
+def _settings(args: argparse.Namespace) -> Settings:
     overrides = {"store": args.store, "log_level": args.log_level}
-    return load_settings(args.config, {k: v for k, v in overrides.items() if v is not None})
+    return load_config(args.config, {k: v for k, v in overrides.items() if v is not None})
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from alerts.export import export_prometheus
-    from alerts.rules import configured
+    from alerts import configured_rules, export_prometheus
 
     settings = _settings(args)
-    rules = [r.rule for r in configured(settings)]
+    rules = [r.rule for r in configured_rules(settings)]
     text, skipped = export_prometheus(rules, settings, group=args.group)
     if args.out:
         Path(args.out).write_text(text, "utf-8")
@@ -55,13 +55,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from alerts.rules import LoadedRule, configured, load_file
+    from alerts import LoadedRule, configured_rules, load_rules_file
     from triage.durations import format_duration
 
     settings = _settings(args)
-    rules = configured(settings)
+    rules = configured_rules(settings)
     for file in args.files:
-        rules += [LoadedRule(r, f"file:{file}") for r in load_file(file)]
+        rules += [LoadedRule(r, f"file:{file}") for r in load_rules_file(file)]
     table = Table(title=f"{len(rules)} alert rules are valid")
     for column in ("rule", "source", "watches", "for", "severity", "group_by"):
         table.add_column(column)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel
 
-from triage.api.deps import get_store
+from app.api.deps import get_store
 from triage.store import Store
 
 router = APIRouter(tags=["traces"])

@@ -6,20 +6,20 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import uvicorn
 
 from alerts import run_alerts
-from collector.logs import tail_sources
-from collector.otlp_grpc import create_otlp_grpc_server
-from collector.otlp_http import create_otlp_http_app
-from collector.queues import run_pollers
+from app.api import create_api_app
+from app.runtime import Runtime
+from collector import create_otlp_grpc_server, create_otlp_http_app, run_pollers, tail_sources
 from correlator import run_correlator
-from triage.api import create_api_app
-from triage.runtime import Runtime
 from triage.settings import Settings
+
+# A task that runs beside the servers until the stop event is set.
+Background = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, Any]]
 
 log = logging.getLogger("triage")
 
@@ -50,7 +50,7 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[Runtime], None] | None = None,
-    background: list[Callable[[Runtime, asyncio.Event], Any]] | None = None,
+    background: list[Background] | None = None,
 ) -> None:
     """Run until `stop` is set (by default on SIGINT/SIGTERM); then stop accepting, flush, close."""
     runtime = Runtime.build(settings)
@@ -75,8 +75,7 @@ async def serve(
             stop.set()
             break
         await asyncio.sleep(0.02)
-    tasks_to_run = [run_pollers, tail_sources, run_correlator, run_alerts, *(background or [])]
-    extra = [asyncio.create_task(fn(runtime, stop)) for fn in tasks_to_run]
+    extra = [asyncio.create_task(fn(runtime, stop)) for fn in [*_PARTS, *(background or [])]]
     if not stop.is_set():
         log.info(
             "event=serving api=http://%s:%d otlp_http=%s:%d otlp_grpc=%s:%d store=%s",
@@ -103,3 +102,17 @@ async def serve(
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception():
             raise task.exception()  # type: ignore[misc]
+
+
+async def _evaluate_alerts(runtime: Runtime, stop: asyncio.Event) -> None:
+    if runtime.evaluator is not None:
+        await run_alerts(runtime.evaluator, stop)
+
+
+# What every part runs in the background of `triage serve`, from the handles the runtime built.
+_PARTS: list[Background] = [
+    lambda runtime, stop: run_pollers(runtime.store, runtime.settings.queues, stop),
+    lambda runtime, stop: tail_sources(runtime.settings.log_sources, runtime.receiver, runtime.store, stop),
+    lambda runtime, stop: run_correlator(runtime.correlator, stop),
+    _evaluate_alerts,
+]

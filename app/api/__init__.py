@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from triage.api import alerts, health, logs, queues, traces, transactions
-from triage.runtime import Runtime
+from app.api import alerts, health, logs, queues, traces, transactions
+from app.runtime import Runtime
+from dashboards import mount_dashboards
 
 KEY_COOKIE = "triage_key"
 
@@ -47,7 +48,5 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     app.include_router(transactions.router, prefix="/api/v1")
     app.include_router(alerts.router, prefix="/api/v1")
 
-    from dashboards import mount_dashboards
-
-    mount_dashboards(app, runtime)
+    mount_dashboards(app, runtime.store, runtime.settings)
     return app

@@ -8,9 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from collector.logs import ingest_lines, split_lines
-from collector.otlp import decompress
-from triage.api.deps import get_runtime
+from app.api.deps import get_runtime
+from collector import decompress, ingest_lines, read_body, split_lines
 from triage.errors import DecodeError, Overloaded, PayloadTooLarge, UnsupportedMediaType
 from triage.settings import LogSource
 
@@ -38,19 +37,6 @@ def _source(request: Request, name: str) -> LogSource:
         )
     names = ", ".join(s.name for s in sources)
     raise HTTPException(404, f"unknown log source {name!r}; configured sources: {names} (log_sources: in the config)")
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit; send fewer lines")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit; send fewer lines")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _text(body: bytes, content_type: str) -> str:
@@ -89,7 +75,7 @@ async def post_raw_logs(
         raise HTTPException(415, f"unsupported Content-Type {content_type!r}: send newline-separated text/plain")
     ingest = runtime.settings.ingest
     try:
-        raw = await _read_body(request, ingest.max_body_bytes)
+        raw = await read_body(request, ingest.max_body_bytes, "send fewer lines")
         body = decompress(raw, request.headers.get("content-encoding"), ingest.max_decompressed_bytes)
         text = _text(body, content_type)
         batch = await run_in_threadpool(ingest_lines, runtime.receiver, log_source, split_lines(text), "raw")

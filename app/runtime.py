@@ -1,18 +1,18 @@
-"""The running service's parts, built once from settings and shared by the API and receivers."""
+"""The running service's parts, built once from settings: the store, the write pipeline and
+receiver, the correlator and the alert evaluator. The server, the API and the CLI share one."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from collector.pipeline import Pipeline
-from collector.receiver import Receiver
-from collector.redaction import Redactor, load_key
+from alerts import Evaluator
+from collector import Pipeline, Receiver, Redactor, load_redaction_key
+from correlator import Correlator
 from triage.auth import ApiKeys
 from triage.settings import Settings
-from triage.store import Store, parse_dsn
+from triage.store import Store
 
 log = logging.getLogger("triage")
 
@@ -23,14 +23,14 @@ def build_redactor(settings: Settings) -> Redactor | None:
     if not conf.enabled:
         log.warning("event=redaction_disabled hint='PHI in telemetry will be stored as sent'")
         return None
-    target = parse_dsn(settings.store)
+    target = Store.from_settings(settings).target
     default_file = (
         (Path(target.path) / "redaction.key")
         if target.embedded
         else (Path.home() / ".config" / "triage" / "redaction.key")
     )
     key_file = Path(conf.key_file) if conf.key_file else default_file
-    key = load_key(conf.key_env, key_file)
+    key = load_redaction_key(conf.key_env, key_file)
     return Redactor(key, conf.patterns, settings.business_attribute_keys(), hl7=conf.hl7)
 
 
@@ -41,24 +41,28 @@ class Runtime:
     pipeline: Pipeline
     receiver: Receiver
     keys: ApiKeys
-    extras: dict[str, Any] = field(default_factory=dict)
+    correlator: Correlator
+    evaluator: Evaluator | None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         """Open the store, apply migrations and start the write pipeline."""
-        store = Store(
-            settings.store,
-            cluster=settings.cluster,
-            raw_ttl_days=settings.retention.raw_days,
-            business_ttl_days=settings.retention.business_days,
-        )
+        store = Store.from_settings(settings)
         applied = store.migrate()
         if applied:
             log.info("event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied))
         pipeline = Pipeline(store, settings.ingest)
         pipeline.start()
-        redactor = build_redactor(settings)
-        return cls(settings, store, pipeline, Receiver(pipeline, redactor), ApiKeys(settings.api_keys))
+        return cls(
+            settings,
+            store,
+            pipeline,
+            Receiver(pipeline, build_redactor(settings)),
+            ApiKeys(settings.api_keys),
+            # One correlator per store: the background loop and the replay API share its lock.
+            Correlator(store, settings),
+            Evaluator(store, settings) if settings.alerts.enabled else None,
+        )
 
     def close(self) -> None:
         self.pipeline.shutdown()

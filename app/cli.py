@@ -12,10 +12,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from app import remote
+from app.config import load_config
 from triage import logsetup
 from triage.durations import parse_duration
 from triage.errors import ConfigError, TriageError
-from triage.settings import Settings, load_settings
+from triage.settings import Settings
 
 console = Console(stderr=True)
 
@@ -78,17 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _part_commands() -> list[Any]:
-    """Commands that other parts contribute (demo, report, rules), each from its own `cli` module."""
-    import importlib
+    """The commands of their own modules: demo (the simulator), report (dashboards), rules (alerts)."""
+    from app import demo, report, rules
 
-    found = []
-    for module in ("simulator.cli", "dashboards.cli", "alerts.cli"):
-        try:
-            found.append(importlib.import_module(module).register)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    return found
+    return [demo.register, report.register, rules.register]
 
 
 def _timestamp(text: str) -> datetime:
@@ -114,11 +109,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(getattr(args, "config", None), _overrides(args))
+    return load_config(getattr(args, "config", None), _overrides(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from triage.server import serve
+    from app.server import serve
 
     settings = _settings(args)
     logsetup.configure(settings.log_level, settings.log_format)
@@ -136,12 +131,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logsetup.configure(settings.log_level, settings.log_format)
-    store = Store(
-        settings.store,
-        cluster=settings.cluster,
-        raw_ttl_days=settings.retention.raw_days,
-        business_ttl_days=settings.retention.business_days,
-    )
+    store = Store.from_settings(settings)
     applied = store.migrate()
     if applied:
         for name in applied:
@@ -152,7 +142,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file, environ={})
+    from alerts import inline_rules
+
+    settings = load_config(args.file, environ={})
     table = Table(title=f"{args.file} is valid")
     table.add_column("section")
     table.add_column("entries", justify="right")
@@ -162,7 +154,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         ("workflows", [w.name for w in settings.workflows]),
         ("queues", [q.name for q in settings.queues]),
         ("log_sources", [s.name for s in settings.log_sources]),
-        ("alert rules", [r.name for r in settings.alerts.rules]),
+        ("alert rules", [r.name for r in inline_rules(settings)]),
     ):
         table.add_row(section, str(len(names)), ", ".join(names))
     Console().print(table)
@@ -175,19 +167,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     end = args.end or datetime.now(UTC)
     if end <= args.start:
         raise ConfigError("--to must be after --from")
-    api = args.api or f"http://{settings.host}:{settings.port}"
+    api = remote.api_url(settings, args.api)
     with console.status(f"replaying {args.start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"):
-        result = _replay_via_api(api, args.start, end, settings) if (args.api or _answers(api)) else None
-        if result is None:
+        if args.api or remote.answers(api):
+            params = {"from": args.start.isoformat(), "to": end.isoformat()}
+            result = remote.ask(api, "POST", "/api/v1/replay", settings, "replay", 3600, params=params).json()
+        else:
             from correlator import Correlator
             from triage.store import Store
 
-            store = Store(
-                settings.store,
-                cluster=settings.cluster,
-                raw_ttl_days=settings.retention.raw_days,
-                business_ttl_days=settings.retention.business_days,
-            )
+            store = Store.from_settings(settings)
             store.migrate()
             result = Correlator(store, settings).replay(args.start, end).__dict__
     console.print(
@@ -195,34 +184,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{result['evaluated']} transactions re-evaluated in {result['seconds']:.1f}s"
     )
     return 0
-
-
-def _answers(api: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{api}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _replay_via_api(api: str, start: datetime, end: datetime, settings: Settings) -> dict[str, Any]:
-    """Ask the server that holds the store to replay (the embedded store allows one process)."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
-    try:
-        response = httpx.post(
-            f"{api}/api/v1/replay",
-            params={"from": start.isoformat(), "to": end.isoformat()},
-            headers=headers,
-            timeout=3600,
-        )
-    except httpx.HTTPError as exc:
-        raise TriageError(f"cannot reach the Triage server at {api}: {exc}. Start it, or pass --api URL") from exc
-    if response.status_code != 200:
-        raise TriageError(f"the server at {api} refused the replay ({response.status_code}): {response.text[:300]}")
-    return dict(response.json())
 
 
 COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "check-config": cmd_check_config, "replay": cmd_replay}

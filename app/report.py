@@ -13,9 +13,11 @@ from typing import Any
 
 from rich.console import Console
 
+from app import remote
+from app.config import load_config
 from triage import logsetup
-from triage.errors import ConfigError, TriageError
-from triage.settings import Settings, load_settings
+from triage.errors import ConfigError
+from triage.settings import Settings
 
 console = Console(stderr=True)
 
@@ -43,7 +45,7 @@ def register(
 def _settings(args: argparse.Namespace) -> Settings:
     names = ("store", "log_level", "host", "port")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    return load_settings(getattr(args, "config", None), overrides)
+    return load_config(getattr(args, "config", None), overrides)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -59,10 +61,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         period = parse_period(args.period)
     except ValueError as exc:
         raise ConfigError(f"--period: {exc}") from exc
-    api = args.api or f"http://{settings.host}:{settings.port}"
+    api = remote.api_url(settings, args.api)
     with console.status(f"rendering the {period} report"):
-        if args.api or _answers(api):
-            body, source = _fetch(api, period, kind, settings), f"server {api}"
+        if args.api or remote.answers(api):
+            params = {"period": period, "format": kind}
+            body = remote.ask(api, "GET", "/dashboards/report", settings, "report", 300, params=params).content
+            source = f"server {api}"
         else:
             body, source = _render_locally(settings, period, kind), f"store {settings.store}"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,45 +75,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _answers(api: str) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(f"{api}/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _fetch(api: str, period: str, kind: str, settings: Settings) -> bytes:
-    """Ask the server that holds the store for the rendered report."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
-    try:
-        response = httpx.get(
-            f"{api}/dashboards/report", params={"period": period, "format": kind}, headers=headers, timeout=300
-        )
-    except httpx.HTTPError as exc:
-        raise TriageError(f"cannot reach the Triage server at {api}: {exc}. Start it, or pass --api URL") from exc
-    if response.status_code == 404:
-        raise TriageError(
-            f"the server at {api} does not serve /dashboards/report; is it a Triage server with dashboards?"
-        )
-    if response.status_code != 200:
-        raise TriageError(f"the server at {api} refused the report ({response.status_code}): {response.text[:300]}")
-    return response.content
-
-
 def _render_locally(settings: Settings, period: str, kind: str) -> bytes:
     from dashboards.report import build_report, render
     from triage.store import Store
 
-    store = Store(
-        settings.store,
-        cluster=settings.cluster,
-        raw_ttl_days=settings.retention.raw_days,
-        business_ttl_days=settings.retention.business_days,
-    )
+    store = Store.from_settings(settings)
     store.migrate()
     try:
         return render(build_report(store, settings, period), kind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from triage.runtime import Runtime
+from app.runtime import Runtime
 from triage.store import Store
 
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from triage.api.deps import get_runtime
-from triage.runtime import Runtime
+from app.api.deps import get_runtime
+from app.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 

@@ -14,16 +14,16 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulator.config import DEFAULT_AMQP, DemoOptions
-from triage.durations import format_duration, parse_duration
+from app.config import checked
+from simulator import DEFAULT_AMQP, DemoOptions
+from triage.durations import parse_duration
 from triage.errors import ConfigError
 from triage.settings import Settings
 
 if TYPE_CHECKING:  # the demo's own modules load when it runs, not with every `triage` command
     from rich.console import Console
 
-    from simulator.simulation import Simulation
-    from simulator.summary import Summary
+    from simulator import Simulation, Summary
 
 _FLAGS = ("store", "host", "port", "otlp_http_port", "otlp_grpc_port", "log_level")
 DEFAULT_SPEED = 10.0
@@ -100,11 +100,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo until --duration is over or Ctrl-C; print the summary; clean up."""
     from rich.console import Console
 
-    from simulator.brokers import declare_queues, delete_queues
-    from simulator.config import business_settings, demo_config, demo_settings, make_workdir
-    from simulator.scenario import load_scenario
-    from simulator.simulation import Simulation, choose_broker
-    from simulator.summary import Summary
+    from simulator import (
+        Simulation,
+        Summary,
+        business_settings,
+        check_backfill,
+        choose_broker,
+        declare_queues,
+        delete_queues,
+        demo_config,
+        demo_settings,
+        load_scenario,
+        make_workdir,
+    )
     from triage import logsetup
 
     console = Console()
@@ -127,8 +135,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         rabbit_url = choose_broker(options)
         base = demo_config(options.speed, options.run_id, rabbit_url, date.today())
-        settings = demo_settings(base, getattr(args, "config", None), flags, workdir)
-        _check_backfill(options, settings)
+        settings = checked(demo_settings(base, getattr(args, "config", None), flags, workdir))
+        check_backfill(options, settings)
         _check_ports(settings)
         if rabbit_url:
             queues = [q.queue for q in settings.queues if q.kind == "rabbitmq" and q.queue]
@@ -147,15 +155,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if rabbit_url and queues:
             delete_queues(rabbit_url, queues)
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _check_backfill(options: DemoOptions, settings: Settings) -> None:
-    limit = settings.retention.raw_days * 86400.0 - 3600.0
-    if options.backfill > limit:
-        raise ConfigError(
-            f"--backfill {format_duration(options.backfill)} reaches past the raw retention of "
-            f"{settings.retention.raw_days} days; give at most {format_duration(limit)}"
-        )
 
 
 def _check_ports(settings: Settings) -> None:
@@ -177,7 +176,8 @@ def _check_ports(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings, simulation: Simulation, summary: Summary, console: Console, workdir: Path) -> None:
-    from triage.server import serve
+    from app.server import serve
+    from simulator import banner
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,37 +192,9 @@ async def _serve(settings: Settings, simulation: Simulation, summary: Summary, c
     await serve(
         settings,
         stop=stop,
-        on_ready=lambda runtime: console.print(_banner(settings, simulation, workdir), highlight=False),
-        background=[simulation.run_in_server, summary.run_in_server],
+        on_ready=lambda runtime: console.print(banner(settings, simulation, workdir), highlight=False),
+        background=[
+            lambda runtime, stop: simulation.run_beside(stop),
+            lambda runtime, stop: summary.run(runtime.store, stop),
+        ],
     )
-
-
-def _banner(settings: Settings, simulation: Simulation, workdir: Path) -> str:
-    otlp, api = simulation.endpoints()
-    options = simulation.options
-    rabbit = next((q for q in settings.queues if q.kind == "rabbitmq"), None)
-    queues = (
-        f"RabbitMQ, queues {rabbit.queue.rsplit('.', 2)[0] if rabbit.queue else ''}.* (deleted at exit)"
-        if rabbit
-        else "in memory (RabbitMQ not reachable), reported via POST /api/v1/queues/samples"
-    )
-    sla = format_duration(180 / options.speed)
-    lines = [
-        "[bold]Triage demo[/]: a simulated health-system integration estate sends real OpenTelemetry to Triage.",
-        f"  stuck work  {api}/api/v1/transactions?state=stalled&state=blocked&state=failed",
-        f"  causes      {api}/api/v1/causes      queues {api}/api/v1/queues",
-        f"  API docs    {api}/docs               dashboards {api}/dashboards/",
-        f"  OTLP/HTTP   {otlp}  (send your own telemetry too)",
-        f"  queues      {queues}",
-        f"  speed       ×{options.speed:g}: a 3m SLA is {sla} here; "
-        + (f"history of the last {format_duration(options.backfill)} first" if options.backfill else "no history"),
-    ]
-    if options.truth:
-        lines.append(f"  truth       {options.truth} (rewritten every 2 s)")
-    if settings.store.startswith(f"chdb://{workdir}"):
-        lines.append(f"  data        {workdir / 'data'} (deleted at exit; --store DIR keeps it)")
-    lines.append(
-        "Ctrl-C stops it"
-        + (f"; it ends by itself after {format_duration(options.duration)}." if options.duration else ".")
-    )
-    return "\n".join(lines)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Body, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from collector.queues import PUSH_SOURCE, QueueSample, QueueState, current_queue_states, write_samples
-from triage.api.deps import get_runtime
-from triage.runtime import Runtime
+from app.api.deps import get_runtime
+from app.runtime import Runtime
+from collector import PUSH_SOURCE, QueueSample, QueueState, current_queue_states, write_samples
 
 router = APIRouter(tags=["queues"])
 MAX_PUSHED = 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -9,9 +10,9 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
 from pydantic import BaseModel
 
 import alerts
-from triage.api.deps import get_runtime, get_store
+from app.api.deps import get_runtime, get_store
+from app.runtime import Runtime
 from triage.errors import ConfigError
-from triage.runtime import Runtime
 from triage.store import Store
 
 router = APIRouter(tags=["alerts"])
@@ -124,7 +125,7 @@ def _item(a: alerts.Alert, silences: list[alerts.Silence], now: datetime) -> Ale
 
 
 def _wake(runtime: Runtime) -> None:
-    evaluator = runtime.extras.get("alerts")
+    evaluator = runtime.evaluator
     if evaluator is not None:
         evaluator.wake()
 
@@ -207,7 +208,7 @@ def export_rules(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Response:
 @router.get("/alerts/deliveries", response_model=Deliveries)
 def deliveries(runtime: Annotated[Runtime, Depends(get_runtime)], limit: int = 100) -> Deliveries:
     """Per-target delivery counts and last errors (this process), and the dead letters (stored)."""
-    evaluator = runtime.extras.get("alerts")
+    evaluator = runtime.evaluator
     targets = [Target(**t.__dict__) for t in evaluator.targets()] if evaluator else []
     dead = [DeadLetter(**d) for d in alerts.dead_letters(runtime.store, limit)]
     last = evaluator.last.at if evaluator is not None and evaluator.last is not None else None
@@ -223,7 +224,7 @@ def get_alert(store: Annotated[Store, Depends(get_store)], fingerprint: str) -> 
     if alert is None:
         raise HTTPException(404, f"no alert with fingerprint {fingerprint!r}")
     now = datetime.now(UTC)
-    events = [AlertEvent(**e) for e in alerts.alert_events(store, fingerprint)]
+    events = [AlertEvent(**asdict(e)) for e in alerts.alert_events(store, fingerprint)]
     return AlertDetail(**_item(alert, alerts.list_silences(store, now), now).model_dump(), events=events)
 
 

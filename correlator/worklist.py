@@ -1,0 +1,101 @@
+"""Which transactions a cycle judges, and the compact events it judges them by.
+
+The worklist (scratch table correlator_affected) holds every transaction with an event ingested
+since the cycle began stitching, every open one whose next step fell due, now and then every stuck
+one (its cause may change with dependency health), and in a replay every one with an event in range.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from correlator.machine import Event
+from triage.store import Store
+from triage.vocabulary import REJUDGED, State, names
+
+_NEW = """
+INSERT INTO correlator_affected
+SELECT DISTINCT Workflow, Key FROM business_events WHERE IngestedAt >= {cycle:DateTime64(3)}
+"""
+_DUE = """
+INSERT INTO correlator_affected
+SELECT Workflow, Key FROM business_transactions FINAL
+WHERE State = {open:String} AND DueAt <= {now:DateTime64(9)}
+"""
+_STUCK = """
+INSERT INTO correlator_affected
+SELECT Workflow, Key FROM business_transactions FINAL WHERE has({rejudged:Array(String)}, State)
+"""
+_RANGE = """
+INSERT INTO correlator_affected
+SELECT DISTINCT Workflow, Key FROM business_events WHERE At >= {start:DateTime64(9)} AND At <= {end:DateTime64(9)}
+"""
+_EVENTS = """
+SELECT Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer,
+       Destination, MessageId, Facility, Value
+FROM business_events
+WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
+ORDER BY Workflow, Key, At
+"""
+_PREVIOUS = """
+SELECT Workflow, Key, CauseKind, CauseComponent, State FROM business_transactions FINAL
+WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
+"""
+# business_events column → Event field
+_EVENT_FIELDS = {
+    "Step": "step",
+    "At": "at",
+    "Source": "source",
+    "Service": "service",
+    "TraceId": "trace_id",
+    "SpanKind": "span_kind",
+    "Status": "status",
+    "Failure": "failure",
+    "Detail": "detail",
+    "Peer": "peer",
+    "Destination": "destination",
+    "MessageId": "message_id",
+    "Facility": "facility",
+    "Value": "value",
+}
+
+
+def collect(
+    store: Store,
+    cycle_start: datetime,
+    now: datetime,
+    *,
+    rejudge_stuck: bool,
+    replay: tuple[datetime, datetime] | None = None,
+) -> None:
+    """Fill the worklist for a cycle that began stitching at `cycle_start` and judges at `now`."""
+    store.command("TRUNCATE TABLE correlator_affected")
+    store.command(_NEW, {"cycle": cycle_start})
+    if rejudge_stuck:
+        store.command(_STUCK, {"rejudged": names(REJUDGED)})
+    store.command(_DUE, {"now": now, "open": str(State.IN_PROGRESS)})
+    if replay is not None:
+        store.command(_RANGE, {"start": replay[0], "end": replay[1]})
+
+
+def load_events(store: Store) -> dict[tuple[str, str], list[Event]]:
+    """The worklist's events by (workflow, key), in time order; a delivery seen twice counts once."""
+    out: dict[tuple[str, str], list[Event]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    result = store.query(_EVENTS)
+    columns = result.column_names
+    for row in result.result_rows:
+        r = dict(zip(columns, row, strict=True))
+        ident = (r["Workflow"], r["Key"], r["EventId"])
+        if ident in seen:
+            continue
+        seen.add(ident)
+        values = {name: r[column] for column, name in _EVENT_FIELDS.items()}
+        values["failure"], values["value"] = bool(values["failure"]), float(values["value"])
+        out.setdefault((r["Workflow"], r["Key"]), []).append(Event(**values))
+    return out
+
+
+def previous_verdicts(store: Store) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """The worklist's stored (cause kind, cause component, state) by (workflow, key)."""
+    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in store.query(_PREVIOUS).result_rows}

@@ -1,0 +1,351 @@
+"""The configuration's schema: one pydantic model per section, `Settings` at the top.
+
+The alert-rule language is the alerts part's (alerts/language.py): here `alerts.rules` are kept as
+written and validated by that part where the assembly loads the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from triage.durations import Duration
+from triage.settings.types import Model, Regex, SqlRegex, check_regex
+from triage.vocabulary import CRITICALITIES, Criticality
+
+
+def default_store() -> str:
+    """Embedded store under ./data unless TRIAGE_DATA_DIR says otherwise."""
+    return f"chdb://{Path(os.environ.get('TRIAGE_DATA_DIR', 'data')).resolve()}"
+
+
+class Facility(Model):
+    id: str
+    name: str
+    criticality: Criticality = Criticality.NORMAL
+
+
+class StepMatch(Model):
+    span_name: str | None = None
+    service: str | None = None
+    kind: Literal["internal", "server", "client", "producer", "consumer"] | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    log_pattern: SqlRegex | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> StepMatch:
+        if not (self.span_name or self.service or self.kind or self.attributes or self.log_pattern):
+            raise ValueError("match needs at least one of span_name, service, kind, attributes, log_pattern")
+        return self
+
+
+class Sla(Model):
+    normal: Duration | None = None
+    high: Duration | None = None
+    critical: Duration | None = None
+
+    def for_criticality(self, criticality: str) -> float | None:
+        """The SLA for a tier, falling back to the next less critical tier that has one."""
+        order = [str(c) for c in CRITICALITIES]
+        for tier in order[order.index(criticality) :]:
+            value = getattr(self, tier)
+            if value is not None:
+                return float(value)
+        return None
+
+
+class Step(Model):
+    name: str
+    match: StepMatch
+    human: bool = False
+    optional: bool = False
+    sla: Sla | None = None
+    failure: StepMatch | None = None
+
+
+class Workflow(Model):
+    name: str
+    keys: list[str]
+    key_patterns: list[SqlRegex] = Field(default_factory=list)
+    facility: str | None = None
+    value: str | None = None
+    steps: list[Step]
+    terminal: list[str] = Field(default_factory=list)
+
+    @field_validator("key_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if re.compile(pattern).groups > 1:
+                raise ValueError(f"key pattern {pattern!r} must have at most one capture group (the key)")
+        return patterns
+
+    def next_steps(self, current: str) -> list[Step]:
+        """The steps that may come after `current` (none yet: ""): up to and including the first required one."""
+        names = [s.name for s in self.steps]
+        start = names.index(current) + 1 if current in names else 0
+        candidates: list[Step] = []
+        for step in self.steps[start:]:
+            candidates.append(step)
+            if not step.optional:
+                break
+        return candidates
+
+    @model_validator(mode="after")
+    def _steps_consistent(self) -> Workflow:
+        if not self.keys and not self.key_patterns:
+            raise ValueError("a workflow needs keys (attribute names) or key_patterns")
+        if not self.steps:
+            raise ValueError("a workflow needs at least one step")
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique, got {names}")
+        for terminal in self.terminal:
+            if terminal not in names:
+                raise ValueError(f"terminal step {terminal!r} is not one of the steps {names}")
+        return self
+
+
+class Queue(Model):
+    name: str
+    kind: Literal["rabbitmq", "nats", "redis", "prometheus", "push"]
+    url: str | None = None
+    queue: str | None = None
+    stream: str | None = None
+    group: str | None = None
+    consumer: str | None = None
+    management_url: str | None = None
+    interval: Duration = 15.0
+    # How a queue's status is judged; docs/queues.md explains each.
+    window: Duration = 300.0
+    lag_threshold: Duration = 300.0
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _needs(self) -> Queue:
+        needs = {
+            "rabbitmq": ("url", "queue"),
+            "nats": ("url", "stream"),
+            "redis": ("url", "stream"),
+            "prometheus": ("url",),
+            "push": (),
+        }[self.kind]
+        missing = [f for f in needs if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.kind} queue needs {', '.join(missing)}")
+        if self.interval < 1:
+            raise ValueError(f"interval must be at least 1s (given {self.interval}s); 15s suits most brokers")
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive, e.g. '10s'")
+        return self
+
+    @property
+    def effective_window(self) -> float:
+        """The status window, never shorter than three polls so that a trend has points."""
+        return max(self.window, 3 * self.interval)
+
+
+class LogSource(Model):
+    """Raw log lines from one integration engine: posted to /api/v1/logs/raw or tailed from `path`."""
+
+    name: str
+    format: Literal["json", "syslog", "mirth", "mule", "log4j", "regex"]
+    pattern: Regex | None = None
+    path: str | None = None
+    service: str | None = None
+    multiline: bool | None = None
+    timezone: str = "UTC"
+    timestamp_format: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    start_at: Literal["beginning", "end"] = "beginning"
+    poll_interval: Duration = Field(default=1.0, gt=0)
+    flush_after: Duration = 1.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as UTC or Europe/Berlin") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _regex_has_pattern(self) -> LogSource:
+        if self.format == "regex" and not self.pattern:
+            raise ValueError("a regex log source needs `pattern` with named groups, e.g. (?P<message>.*)")
+        return self
+
+
+class Redaction(Model):
+    enabled: bool = True
+    key_env: str = "TRIAGE_REDACTION_KEY"
+    key_file: str | None = None
+    allow_keys: list[str] = Field(default_factory=list)
+    patterns: dict[str, str] = Field(default_factory=dict)  # an empty pattern switches a built-in one off
+    hl7: bool = True
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for kind, pattern in patterns.items():
+            if not re.fullmatch(r"[a-z0-9_]+", kind):
+                raise ValueError(f"pattern name {kind!r} must be lower-case letters, digits and underscores")
+            if pattern:
+                try:
+                    check_regex(pattern)
+                except ValueError as exc:
+                    raise ValueError(f"redaction pattern {kind!r}: {exc}") from exc
+        return patterns
+
+
+class Webhook(Model):
+    url: str
+    secret_env: str | None = None
+    send_resolved: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"webhook url {value!r} must be an http:// or https:// URL")
+        return value
+
+
+class Alerts(Model):
+    enabled: bool = True
+    alertmanager_url: str | None = None
+    webhooks: list[Webhook] = Field(default_factory=list)
+    rules_file: str | None = None
+    packs: list[str] = Field(default_factory=list)
+    # As written; the alerts part validates them (alerts.language.parse_rules) when the config is loaded.
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+    interval: Duration = 30.0
+    resend_interval: Duration = 60.0
+    external_url: str | None = None
+    timeout: Duration = 10.0
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    webhook_backoff: Duration = 1.0
+    webhook_backoff_max: Duration = 60.0
+    signal_window: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _sane(self) -> Alerts:
+        for label, url in (("alertmanager_url", self.alertmanager_url), ("external_url", self.external_url)):
+            if url is not None and not re.match(r"^https?://[^/\s]+", url):
+                raise ValueError(f"{label} {url!r} must be an http:// or https:// URL, e.g. http://127.0.0.1:9093")
+        if self.interval < 0.1:
+            raise ValueError(f"interval must be at least 0.1s (given {self.interval}s); 30s suits most estates")
+        return self
+
+
+class Correlation(Model):
+    interval: Duration = 5.0
+    settle: Duration = 1.0
+    overlap: Duration = 5.0
+    reevaluate: Duration = 30.0
+    lookback: Duration = 86400.0 * 7
+    hop_rounds: int = Field(default=3, ge=1, le=10)
+    transformation_patterns: list[SqlRegex] = Field(
+        default_factory=lambda: [
+            r"(?i)\b(mapping|transform(ation)?|validation|schema|parse|translat(e|ion))\b"
+            r".{0,40}\b(error|fail(ed|ure)?|invalid|reject(ed)?)\b"
+        ]
+    )
+    dependency_error_rate: float = Field(default=0.2, ge=0, le=1)
+    dependency_min_errors: int = Field(default=3, ge=1)
+    health_window: Duration = 600.0
+    period_close: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+
+class Retention(Model):
+    raw_days: int = Field(default=7, ge=1, le=3650)
+    business_days: int = Field(default=400, ge=1, le=3650)
+
+
+class Ingest(Model):
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_decompressed_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    batch_max_rows: int = Field(default=50_000, ge=1)
+    batch_max_delay: Duration = 0.2
+    buffer_max_rows: int = Field(default=1_000_000, ge=1)
+    spool_dir: str | None = None
+
+
+class Settings(Model):
+    store: str = Field(default_factory=default_store)
+    cluster: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    otlp_http_port: int = Field(default=4318, ge=0, le=65535)
+    otlp_grpc_port: int = Field(default=4317, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    retention: Retention = Field(default_factory=Retention)
+    ingest: Ingest = Field(default_factory=Ingest)
+    facilities: list[Facility] = Field(default_factory=list)
+    workflows: list[Workflow] = Field(default_factory=list)
+    queues: list[Queue] = Field(default_factory=list)
+    log_sources: list[LogSource] = Field(default_factory=list)
+    redaction: Redaction = Field(default_factory=Redaction)
+    alerts: Alerts = Field(default_factory=Alerts)
+    correlation: Correlation = Field(default_factory=Correlation)
+    _source: str = PrivateAttr(default="settings")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_key(cls, keys: list[str]) -> list[str]:
+        # An empty key would match a request that sends none: authentication silently off.
+        for i, key in enumerate(keys):
+            if not key.strip():
+                raise ValueError(f"api_keys[{i}] is empty; give a long random key, or no api_keys to run without keys")
+            if key != key.strip():
+                raise ValueError(f"api_keys[{i}] has spaces around it; write the key alone")
+        return keys
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        for label, items in (
+            ("facility id", [f.id for f in self.facilities]),
+            ("workflow name", [w.name for w in self.workflows]),
+            ("queue name", [q.name for q in self.queues]),
+            ("log source name", [s.name for s in self.log_sources]),
+        ):
+            dupes = sorted({x for x in items if items.count(x) > 1})
+            if dupes:
+                raise ValueError(f"each {label} must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where these settings were read from (the file, or flags and environment), for error messages."""
+        return self._source
+
+    @source.setter
+    def source(self, value: str) -> None:
+        self._source = value
+
+    def business_attribute_keys(self) -> set[str]:
+        """Attributes that carry business keys, facility ids and values: never redacted."""
+        keys = set(self.redaction.allow_keys)
+        for workflow in self.workflows:
+            keys.update(workflow.keys)
+            keys.update(k for k in (workflow.facility, workflow.value) if k)
+        return keys
+
+    def facility(self, facility_id: str) -> Facility | None:
+        return next((f for f in self.facilities if f.id == facility_id), None)
