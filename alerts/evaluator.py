@@ -23,6 +23,7 @@ from alerts.language import AlertRule
 from alerts.rules import LoadedRule, RuleBook
 from alerts.silences import current_silences, silenced_by
 from alerts.webhooks import TargetStatus, WebhookDispatcher
+from triage.health import TaskHealth
 from triage.metrics import publish
 from triage.settings import Settings
 from triage.store import Store
@@ -55,6 +56,7 @@ class Evaluator:
         self.alertmanager = Alertmanager(conf) if conf.alertmanager_url else None
         self.webhooks = WebhookDispatcher(store, conf)
         self.last: CycleReport | None = None
+        self.health = TaskHealth("alert evaluator")
         self._loaded = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -163,8 +165,10 @@ class Evaluator:
             while not stop.is_set():
                 try:
                     await self.cycle(client)
-                except Exception:
+                    self.health.succeeded()
+                except Exception as exc:
                     metrics.EVALUATION_FAILURES.labels("").inc()
+                    self.health.failed(exc)
                     log.exception("event=alert_cycle_failed")
                 self._wake.clear()
                 waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]

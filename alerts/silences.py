@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, fi
 
 from triage.durations import Duration
 from triage.store import Store
+from triage.times import StoreTime, storable
 
 SilenceState = Literal["pending", "active", "expired"]
 _QUIET = re2.Options()
@@ -65,8 +66,8 @@ class SilenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     matchers: list[Matcher] = Field(min_length=1)
-    starts_at: datetime | None = Field(None, description="default: now")
-    ends_at: datetime | None = None
+    starts_at: StoreTime | None = Field(None, description="default: now")
+    ends_at: StoreTime | None = None
     duration: Duration | None = Field(None, description="instead of ends_at: '2h', '30m'")
     created_by: str = Field("api", max_length=200)
     comment: str = Field("", max_length=2000)
@@ -133,7 +134,10 @@ def create_silence(store: Store, request: SilenceRequest, now: datetime | None =
     """Store a new silence; it takes effect at the evaluator's next cycle."""
     now = now or datetime.now(UTC)
     starts = request.starts_at or now
-    ends = request.ends_at or starts + timedelta(seconds=request.duration or 0)
+    try:
+        ends = storable(request.ends_at or starts + timedelta(seconds=request.duration or 0))
+    except OverflowError as exc:
+        raise ValueError(f"duration {request.duration}s is too long; a silence must end before 2262") from exc
     if ends <= now:
         raise ValueError(f"ends_at {ends.isoformat()} is in the past; a silence must end in the future")
     if ends <= starts:

@@ -3,17 +3,50 @@ store while a server holds it (replay, report) goes through that server's API.""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from triage.errors import TriageError
 from triage.settings import Settings
+from triage.store import Store
+
+ADDRESS_FILE = "triage-server.json"
+
+
+def address_file(settings: Settings) -> Path | None:
+    """Where a server holding an embedded store leaves its API address (beside the data); None for a server DSN."""
+    target = Store.from_settings(settings).target
+    return Path(target.path) / ADDRESS_FILE if target.embedded else None
+
+
+def leave_address(settings: Settings, api: str) -> Path | None:
+    """Write this server's API address beside its embedded store, so that `report` and `replay` find it."""
+    path = address_file(settings)
+    if path is None:
+        return None
+    body = {"api": api, "pid": os.getpid(), "database": Store.from_settings(settings).target.database}
+    path.write_text(json.dumps(body) + "\n", "utf-8")
+    return path
 
 
 def api_url(settings: Settings, given: str | None = None) -> str:
-    """The API to ask: --api when given, else the configured host and port."""
-    return given or f"http://{settings.host}:{settings.port}"
+    """The API to ask: --api when given, else the address a running server left beside the store's data,
+    else the configured host and port."""
+    if given:
+        return given
+    path = address_file(settings)
+    try:
+        found = json.loads(path.read_text("utf-8")) if path else {}
+        os.kill(int(found["pid"]), 0)  # a server that died leaves a stale file
+        if found["database"] == Store.from_settings(settings).target.database:
+            return str(found["api"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return f"http://{settings.host}:{settings.port}"
 
 
 def answers(api: str) -> bool:

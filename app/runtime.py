@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alerts import Evaluator
-from collector import Pipeline, Receiver, Redactor, load_redaction_key
+from collector import Pipeline, Receiver, Redactor, WriteAheadLog, load_redaction_key
 from correlator import Correlator
 from triage.auth import ApiKeys
 from triage.settings import Settings
@@ -34,6 +34,25 @@ def build_redactor(settings: Settings) -> Redactor | None:
     return Redactor(key, conf.patterns, settings.business_attribute_keys(), hl7=conf.hl7)
 
 
+def wal_directory(settings: Settings) -> Path:
+    """Where the write-ahead log lives: ingest.wal.dir, else wal/<database> in the embedded store's
+    directory, else ./data/wal/<database> (one log per database: it is replayed into that database)."""
+    if settings.ingest.wal.dir:
+        return Path(settings.ingest.wal.dir)
+    target = Store.from_settings(settings).target
+    base = Path(target.path) if target.embedded else Path("data")
+    return base / "wal" / (target.database or "default")
+
+
+def build_wal(settings: Settings) -> WriteAheadLog | None:
+    """The write-ahead log from settings, or None when it is switched off."""
+    conf = settings.ingest.wal
+    if not conf.enabled:
+        log.warning("event=wal_disabled hint='acknowledged requests still in memory are lost if the process dies'")
+        return None
+    return WriteAheadLog(wal_directory(settings), segment_bytes=conf.segment_bytes, sync=conf.sync)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -51,18 +70,23 @@ class Runtime:
         applied = store.migrate()
         if applied:
             log.info("event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied))
-        pipeline = Pipeline(store, settings.ingest)
+        pipeline = Pipeline(store, settings.ingest, wal=build_wal(settings))
         pipeline.start()
         return cls(
             settings,
             store,
             pipeline,
-            Receiver(pipeline, build_redactor(settings)),
+            Receiver(pipeline, build_redactor(settings), settings.retention.raw_days),
             ApiKeys(settings.api_keys),
             # One correlator per store: the background loop and the replay API share its lock.
             Correlator(store, settings),
             Evaluator(store, settings) if settings.alerts.enabled else None,
         )
+
+    def failing_tasks(self) -> list[str]:
+        """The background tasks failing cycle after cycle, each with why."""
+        tasks = [self.correlator.health, *([self.evaluator.health] if self.evaluator else [])]
+        return [p for p in (t.problem() for t in tasks) if p]
 
     def close(self) -> None:
         self.pipeline.shutdown()

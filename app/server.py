@@ -7,12 +7,14 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Generator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from alerts import run_alerts
 from app.api import create_api_app
+from app.remote import leave_address
 from app.runtime import Runtime
 from collector import create_otlp_grpc_server, create_otlp_http_app, run_pollers, tail_sources
 from correlator import run_correlator
@@ -76,6 +78,7 @@ async def serve(
             break
         await asyncio.sleep(0.02)
     extra = [asyncio.create_task(fn(runtime, stop)) for fn in [*_PARTS, *(background or [])]]
+    address: Path | None = None
     if not stop.is_set():
         log.info(
             "event=serving api=http://%s:%d otlp_http=%s:%d otlp_grpc=%s:%d store=%s",
@@ -87,6 +90,7 @@ async def serve(
             grpc_server.bound_port,
             runtime.store.target.describe(),
         )
+        address = leave_address(settings, f"http://{_reachable(settings.host)}:{settings.port}")
         if on_ready:
             on_ready(runtime)
     await stop.wait()
@@ -98,6 +102,9 @@ async def serve(
         task.cancel()
     await asyncio.gather(*tasks, *extra, return_exceptions=True)
     await asyncio.to_thread(runtime.close)
+    if address is not None:
+        with contextlib.suppress(OSError):
+            address.unlink(missing_ok=True)
     log.info("event=shutdown_complete")
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception():
@@ -116,3 +123,8 @@ _PARTS: list[Background] = [
     lambda runtime, stop: run_correlator(runtime.correlator, stop),
     _evaluate_alerts,
 ]
+
+
+def _reachable(host: str) -> str:
+    """The address a client on this machine uses for a server listening on `host`."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

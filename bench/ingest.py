@@ -1,6 +1,6 @@
 """Ingest throughput: the naive in-process ceiling against `triage serve` end to end over HTTP.
 
-Run: python bench/ingest.py [--requests 200] [--spans 512] [--clients 4] [--profile FILE]
+Run: python bench/ingest.py [--requests 400] [--spans 512] [--clients 4] [--profile FILE]
 
 (1) Ceiling: the same pre-serialized 512-span OTLP requests decoded (opentelemetry-proto),
     flattened to Python columns (collector.flatten) and inserted into a chDB store in 20k-row
@@ -8,8 +8,10 @@ Run: python bench/ingest.py [--requests 200] [--spans 512] [--clients 4] [--prof
 (2) End to end: `triage serve` runs as its own process on a fresh data directory; a separate
     load process POSTs the requests over HTTP (keep-alive, `--clients` connections) and the clock
     stops when the server's /metrics says every span is written (triage_store_written_rows_total).
-Prints spans/s of both, their ratio and the server's peak RSS; with --profile, py-spy samples
-the server during the run and the top functions by own time are printed. Then one JSON line.
+    Run twice: with the write-ahead log (the default: each request fsynced before its 200) and
+    without it (ingest.wal.enabled=false), to show what durability costs.
+Prints spans/s of all three, the ratios and the server's peak RSS; with --profile, py-spy samples
+the WAL-on server during the run and the top functions by own time are printed. Then one JSON line.
 """
 
 from __future__ import annotations
@@ -89,10 +91,10 @@ def _written(api: str) -> float:
 
 
 def end_to_end(
-    payloads: list[bytes], spans: int, clients: int, data_dir: Path, profile: Path | None
+    payloads: list[bytes], spans: int, clients: int, data_dir: Path, profile: Path | None, wal: bool = True
 ) -> tuple[float, int, str]:
     """Spans/s from the first POST until every span is written, peak RSS (KiB), profile summary."""
-    with running_server(data_dir) as server:
+    with running_server(data_dir, env={"TRIAGE_INGEST__WAL__ENABLED": str(wal).lower()}) as server:
         spy = None
         if profile is not None:
             spy = subprocess.Popen(
@@ -152,7 +154,9 @@ def _top_functions(path: Path, n: int = 12) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--requests", type=int, default=400, help="requests to send (400: a run long enough to be steady)"
+    )
     parser.add_argument("--spans", type=int, default=512)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server to write and summarize")
@@ -165,6 +169,7 @@ def main() -> None:
     try:
         naive = ceiling(payloads, args.spans, work / "ceiling")
         e2e, rss_kib, profile = end_to_end(payloads, args.spans, args.clients, work / "e2e", args.profile)
+        no_wal, _, _ = end_to_end(payloads, args.spans, args.clients, work / "e2e-no-wal", None, wal=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -173,7 +178,9 @@ def main() -> None:
     table.add_column("spans/s", justify="right")
     table.add_row("ceiling: decode + flatten + insert in-process", f"{naive:,.0f}")
     table.add_row(f"end to end: HTTP -> triage serve -> persisted ({args.clients} clients)", f"{e2e:,.0f}")
-    table.add_row("ratio end-to-end / ceiling", f"{e2e / naive:.2f}x")
+    table.add_row("  the same without the write-ahead log", f"{no_wal:,.0f}")
+    table.add_row("ratio end-to-end / ceiling (WAL on)", f"{e2e / naive:.2f}x")
+    table.add_row("cost of the write-ahead log", f"{100 * (1 - e2e / no_wal):.1f}%")
     table.add_row("server peak RSS", f"{rss_kib / 1024:,.0f} MiB")
     console.print(table)
     if profile:
@@ -186,7 +193,9 @@ def main() -> None:
                 "spans_per_request": args.spans,
                 "ceiling_spans_per_s": round(naive),
                 "e2e_spans_per_s": round(e2e),
+                "e2e_no_wal_spans_per_s": round(no_wal),
                 "ratio": round(e2e / naive, 2),
+                "wal_cost_pct": round(100 * (1 - e2e / no_wal), 1),
                 "server_peak_rss_mib": round(rss_kib / 1024),
             }
         )

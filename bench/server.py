@@ -24,15 +24,17 @@ class Server:
 
 
 @contextmanager
-def running_server(data_dir: Path, config_file: Path | None = None) -> Iterator[Server]:
-    """Start `triage serve`, wait until /readyz answers 200, SIGTERM it (kill after 60 s) at exit."""
+def running_server(
+    data_dir: Path, config_file: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """Start `triage serve` (with `env` added), wait until /readyz answers 200, SIGTERM it (kill after 60 s) at exit."""
     ports = serve_ports()
     command = [*serve_command(data_dir, ports), "--log-level", "warning"]
     if config_file is not None:
         command += ["--config", str(config_file)]
     process = subprocess.Popen(
         command,
-        env={**os.environ, "TRIAGE_REDACTION_KEY": "bench"},
+        env={**os.environ, "TRIAGE_REDACTION_KEY": "bench", **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -29,6 +29,7 @@ from collector.queues import (
 from collector.receiver import Receiver
 from collector.redaction import Redactor
 from collector.redaction import load_key as load_redaction_key
+from collector.wal import WalError, WriteAheadLog
 
 __all__ = [
     "PUSH_SOURCE",
@@ -37,6 +38,8 @@ __all__ = [
     "QueueState",
     "Receiver",
     "Redactor",
+    "WalError",
+    "WriteAheadLog",
     "create_otlp_grpc_server",
     "create_otlp_http_app",
     "current_queue_states",

@@ -38,3 +38,14 @@ WRITE_SECONDS = Histogram(
 BUFFER_ROWS = Gauge("triage_collector_buffer_rows", "Rows accepted and waiting to be written")
 BUFFER_CAPACITY = Gauge("triage_collector_buffer_capacity_rows", "Rows the write buffer holds before refusing")
 SPOOLED_ROWS = Counter("triage_collector_spooled_rows", "Rows written to the disk spool because the store was down")
+WAL_BYTES = Counter("triage_collector_wal_written_bytes", "Bytes appended to the write-ahead log")
+WAL_SYNC_SECONDS = Histogram(
+    "triage_collector_wal_sync_seconds",
+    "Time of one write-ahead log fsync (one sync covers every request written before it)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+WAL_REPLAYED = Counter(
+    "triage_collector_wal_replayed_requests",
+    "Requests read back from the write-ahead log at start, by outcome (written, already_stored)",
+    ["outcome"],
+)

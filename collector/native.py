@@ -48,6 +48,7 @@ __all__ = [
     "install_schema",
     "insert_settings",
     "schema_setting",
+    "with_request",
 ]
 
 SCHEMA_FILE: Final[Path] = Path(__file__).resolve().parent / "proto" / "otlp_traces_projection.proto"
@@ -95,6 +96,15 @@ def encode_requests(payloads: Iterable[bytes]) -> bytes:
         parts.append(_varint(len(payload)))
         parts.append(payload)
     return b"".join(parts)
+
+
+# Field 100 (varint) of the projection's ExportTraceServiceRequest: the request's id, copied to its spans.
+_REQUEST_TAG = _varint(100 << 3)  # field 100, wire type 0
+
+
+def with_request(payload: bytes, request: int) -> bytes:
+    """The serialized request with its write-ahead log id appended (protobuf merges appended fields)."""
+    return payload + _REQUEST_TAG + _varint(request) if request else payload
 
 
 def insert_trace_requests(store: Store, payloads: list[bytes]) -> None:

@@ -56,6 +56,8 @@ class Decoded:
     rejected: int = 0
     error: str = ""
     nested_values: bool = False
+    wal_position: int = 0  # where the request sits in the write-ahead log (0: not logged)
+    rewritten: bool = False  # validation changed a kept item (so the body as received is stale)
 
 
 def encoding_for(content_type: str | None) -> Encoding:

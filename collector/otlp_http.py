@@ -61,7 +61,7 @@ def create_otlp_http_app(receiver: Receiver, ingest: Ingest, keys: ApiKeys) -> S
         try:
             raw = await read_body(request, ingest.max_body_bytes)
             body = decompress(raw, request.headers.get("content-encoding"), ingest.max_decompressed_bytes)
-            decoded = receiver.accept(signal, body, encoding, "http")
+            decoded = await receiver.accept_async(signal, body, encoding, "http")
         except PayloadTooLarge as exc:
             return _status(413, str(exc), encoding)
         except UnsupportedMediaType as exc:

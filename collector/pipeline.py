@@ -2,8 +2,13 @@
 
 Shaped like the OpenTelemetry SDK's BatchSpanProcessor: bounded, flushed on size or time and at
 shutdown. It never drops: a full buffer refuses new work (the receiver answers 429/503 with
-Retry-After), a failed insert is retried with backoff, and what cannot be written at shutdown is
-spooled to disk and replayed at the next start.
+Retry-After), and a failed insert is retried with backoff.
+
+With the write-ahead log (the default), every accepted request is appended to it before it is
+acknowledged; a request leaves the log once its rows are stored, and what is still there at the
+next start (after a crash, or a shutdown while the store was down) is written then, except what
+the store already holds: each row carries its request's id (TriageRequest). Without the log, what
+cannot be written at shutdown is spooled to disk and replayed at the next start.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collector.nested import has_nested_values
 from collector.otlp import REQUEST_TYPES, Decoded, Signal
 from collector.spool import Spool
 from collector.validate import validate
+from collector.wal import Record, WalError, WriteAheadLog
 from triage.errors import Overloaded
 from triage.settings import Ingest
 from triage.store import Store
@@ -37,6 +43,7 @@ class WorkItem:
     message: Any = None
     payload: bytes | None = None
     native: bool = False
+    request: int = 0  # the write-ahead log's id of the request (0 without the log)
 
     def serialized(self) -> bytes:
         if self.payload is None:
@@ -60,11 +67,14 @@ class _State:
 class Pipeline:
     """Accepts validated requests from every receiver and writes them to the store in batches."""
 
-    def __init__(self, store: Store, ingest: Ingest, *, native_traces: bool = True) -> None:
+    def __init__(
+        self, store: Store, ingest: Ingest, *, native_traces: bool = True, wal: WriteAheadLog | None = None
+    ) -> None:
         self.store = store
         self.ingest = ingest
         self.native_traces = native_traces
-        self.spool = Spool(ingest.spool_dir) if ingest.spool_dir else None
+        self.wal = wal
+        self.spool = Spool(ingest.spool_dir) if ingest.spool_dir and wal is None else None
         self._state = _State()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -73,19 +83,13 @@ class Pipeline:
         metrics.BUFFER_CAPACITY.set(ingest.buffer_max_rows)
 
     def start(self) -> None:
+        """Queue what the log (or spool) kept from before, then start writing."""
+        if self.wal is not None:
+            self._replay(self.wal.replay())
+            self.wal.start()
         if self.spool is not None:
             for signal, payload in self.spool.drain():
-                decoded = validate(signal, REQUEST_TYPES[signal].FromString(payload))
-                item = WorkItem(
-                    signal,
-                    decoded.accepted,
-                    message=decoded.message,
-                    payload=payload,
-                    native=signal == "traces"
-                    and self.native_traces
-                    and not has_nested_values(decoded.message, payload),
-                )
-                self._enqueue(item, force=True)
+                self._enqueue(self._restored(signal, payload), force=True)
         self._thread = threading.Thread(target=self._run, name="triage-writer", daemon=True)
         self._thread.start()
 
@@ -93,15 +97,29 @@ class Pipeline:
     def buffered_rows(self) -> int:
         return self._state.rows
 
-    def submit(self, decoded: Decoded, payload: bytes | None = None) -> None:
-        """Queue a validated request; Overloaded when the buffer cannot take it."""
+    def submit(self, decoded: Decoded, payload: bytes | None = None) -> int:
+        """Queue a validated request; Overloaded when the buffer cannot take it.
+
+        Returns the write-ahead log position to wait for (`wait_durable`) before acknowledging it.
+        """
         if decoded.accepted == 0:
-            return
+            return 0
         native = decoded.signal == "traces" and self.native_traces and not decoded.nested_values
         item = WorkItem(decoded.signal, decoded.accepted, message=decoded.message, payload=payload, native=native)
-        self._enqueue(item)
+        return self._enqueue(item)
 
-    def _enqueue(self, item: WorkItem, force: bool = False) -> None:
+    def wait_durable(self, position: int) -> None:
+        """Block until the request at `position` is on disk (threads: gRPC, file tails)."""
+        if self.wal is not None and position:
+            self.wal.wait(position, self.ingest.wal.sync_timeout)
+
+    async def durable(self, position: int) -> None:
+        """Wait until the request at `position` is on disk, without blocking the event loop."""
+        if self.wal is not None and position:
+            await self.wal.wait_async(position, self.ingest.wal.sync_timeout)
+
+    def _enqueue(self, item: WorkItem, force: bool = False) -> int:
+        position = 0
         with self._cond:
             st = self._state
             if st.closed and not force:
@@ -112,6 +130,12 @@ class Pipeline:
                     "retry after the Retry-After delay",
                     retry_after=2 if not self.last_error else 10,
                 )
+            if self.wal is not None and not item.request:
+                # In the log before it is in the buffer: the writer may store it at once, never before.
+                try:
+                    item.request, position = self.wal.append(item.signal, item.serialized())
+                except WalError as exc:
+                    raise Overloaded(f"{exc}; free space there, then retry", retry_after=10) from exc
             st.items.append(item)
             st.rows += item.rows
             metrics.BUFFER_ROWS.set(st.rows)
@@ -119,6 +143,39 @@ class Pipeline:
                 self._cond.notify_all()
             elif len(st.items) == 1:
                 self._cond.notify_all()
+        return position
+
+    def _restored(self, signal: Signal, payload: bytes, request: int = 0) -> WorkItem:
+        decoded = validate(signal, REQUEST_TYPES[signal].FromString(payload))
+        native = signal == "traces" and self.native_traces and not has_nested_values(decoded.message, payload)
+        return WorkItem(
+            signal, decoded.accepted, message=decoded.message, payload=payload, native=native, request=request
+        )
+
+    def _replay(self, records: list[Record]) -> None:
+        """Queue the logged requests the store does not hold yet; rows of a half-written one are removed first."""
+        if not records:
+            return
+        items = [self._restored(r.signal, r.payload, r.seq) for r in records]
+        stored = requests_stored(self.store, [i.request for i in items])
+        partial = [i.request for i in items if 0 < stored.get(i.request, 0) < i.rows]
+        if partial:
+            remove_requests(self.store, partial)
+        again = [i for i in items if stored.get(i.request, 0) < i.rows]
+        for item in again:
+            self._enqueue(item, force=True)
+        kept = [i.request for i in items if stored.get(i.request, 0) >= i.rows]
+        assert self.wal is not None
+        self.wal.done(kept)
+        metrics.WAL_REPLAYED.labels("written").inc(len(again))
+        metrics.WAL_REPLAYED.labels("already_stored").inc(len(kept))
+        log.warning(
+            "event=wal_replayed requests=%d rows=%d already_stored=%d half_written=%d",
+            len(again),
+            sum(i.rows for i in again),
+            len(kept),
+            len(partial),
+        )
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything accepted so far is written; False on timeout."""
@@ -133,7 +190,7 @@ class Pipeline:
         return True
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Refuse new work, write what is buffered, spool what cannot be written."""
+        """Refuse new work, write what is buffered; what cannot be written stays in the log (or is spooled)."""
         with self._cond:
             self._state.closed = True
             self._cond.notify_all()
@@ -143,7 +200,16 @@ class Pipeline:
             left = list(self._state.items)
             self._state.items.clear()
             self._state.rows = 0
-        if left:
+        if self.wal is not None:
+            if left:
+                log.error(
+                    "event=unwritten_kept_in_wal rows=%d dir=%s reason=%r",
+                    sum(i.rows for i in left),
+                    self.wal.directory,
+                    self.last_error,
+                )
+            self.wal.close()
+        elif left:
             self._spool_items(left)
 
     def _spool_items(self, items: list[WorkItem]) -> None:
@@ -186,6 +252,8 @@ class Pipeline:
                 continue
             try:
                 self._write(batch)
+                if self.wal is not None:
+                    self.wal.done([i.request for i in batch])
                 backoff = 0.1
                 self.last_error = ""
                 with self._cond:
@@ -219,12 +287,15 @@ class Pipeline:
         if native:
             self._write_native(native, by_signal["traces"])
         if by_signal["traces"]:
-            cols = flatten.trace_columns(i.parsed() for i in by_signal["traces"])
-            self._insert("otel_traces", cols)
+            self._insert("otel_traces", _tagged(by_signal["traces"], flatten.trace_columns))
         if by_signal["logs"]:
-            self._insert("otel_logs", flatten.log_columns(i.parsed() for i in by_signal["logs"]))
+            self._insert("otel_logs", _tagged(by_signal["logs"], flatten.log_columns))
         if by_signal["metrics"]:
-            for table, cols in flatten.metric_columns(i.parsed() for i in by_signal["metrics"]).items():
+            tables: dict[str, dict[str, list[Any]]] = {}
+            for item in by_signal["metrics"]:
+                for table, cols in flatten.metric_columns([item.parsed()]).items():
+                    _extend(tables.setdefault(table, {}), cols, item.request)
+            for table, cols in tables.items():
                 self._insert(table, cols)
 
     def _write_native(self, items: list[WorkItem], fallback: list[WorkItem]) -> None:
@@ -232,7 +303,7 @@ class Pipeline:
         try:
             from collector import native
 
-            native.insert_trace_requests(self.store, [i.serialized() for i in items])
+            native.insert_trace_requests(self.store, [native.with_request(i.serialized(), i.request) for i in items])
         except Exception as exc:
             if not self.store.ping():
                 raise
@@ -262,3 +333,50 @@ class Pipeline:
             raise
         metrics.WRITE_SECONDS.labels(table).observe(time.perf_counter() - started)
         metrics.WRITTEN_ROWS.labels(table).inc(rows)
+
+
+def _extend(into: dict[str, list[Any]], cols: dict[str, list[Any]], request: int) -> None:
+    """Append one request's columns to a batch's, with its id on every row."""
+    rows = len(next(iter(cols.values()))) if cols else 0
+    for name, values in cols.items():
+        into.setdefault(name, []).extend(values)
+    into.setdefault(REQUEST_COLUMN, []).extend([request] * rows)
+
+
+def _tagged(items: list[WorkItem], columns: Any) -> dict[str, list[Any]]:
+    """The batch's columns, flattened request by request so that each row names its request."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        _extend(out, columns([item.parsed()]), item.request)
+    return out
+
+
+REQUEST_COLUMN = "TriageRequest"
+_REQUEST_TABLES = (
+    "otel_traces",
+    "otel_logs",
+    "otel_metrics_gauge",
+    "otel_metrics_sum",
+    "otel_metrics_histogram",
+    "otel_metrics_exponential_histogram",
+    "otel_metrics_summary",
+)
+_STORED = (
+    "SELECT TriageRequest, count() FROM {table} WHERE TriageRequest IN {{ids:Array(UInt64)}} GROUP BY TriageRequest"
+)
+_REMOVE = "DELETE FROM {table} WHERE TriageRequest IN {{ids:Array(UInt64)}}"
+
+
+def requests_stored(store: Store, requests: list[int]) -> dict[int, int]:
+    """How many rows the store holds of each request (by the TriageRequest the rows carry)."""
+    found: dict[int, int] = {}
+    for table in _REQUEST_TABLES:
+        for request, count in store.query(_STORED.format(table=table), {"ids": requests}).result_rows:
+            found[int(request)] = found.get(int(request), 0) + int(count)
+    return found
+
+
+def remove_requests(store: Store, requests: list[int]) -> None:
+    """Delete the rows of requests only part of which was stored (a write cut by a crash), to write them whole."""
+    for table in _REQUEST_TABLES:
+        store.command(_REMOVE.format(table=table), {"ids": requests})

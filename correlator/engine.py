@@ -24,6 +24,7 @@ from correlator.queues import queue_infos
 from correlator.stitch import Stitcher
 from correlator.transactions import CAUSE_COLUMNS, TRANSACTION_COLUMNS
 from correlator.verdicts import cause_rows, transaction_row
+from triage.health import TaskHealth
 from triage.settings import Settings, Workflow
 from triage.store import Store
 from triage.vocabulary import STUCK, Criticality
@@ -68,6 +69,7 @@ class Correlator:
         # One cycle at a time: cycles share the scratch tables (a replay may come from the API).
         self._lock = threading.Lock()
         self._last_full = 0.0
+        self.health = TaskHealth("correlator")
         self._previous_hi = EPOCH
 
     def watermark(self) -> datetime:
@@ -198,6 +200,7 @@ class Correlator:
             began = time.monotonic()
             try:
                 result = await asyncio.to_thread(self.run_once)
+                self.health.succeeded()
                 if result.events or result.evaluated:
                     log.info(
                         "event=correlation_cycle traces=%d events=%d evaluated=%d seconds=%.2f",
@@ -206,8 +209,9 @@ class Correlator:
                         result.evaluated,
                         result.seconds,
                     )
-            except Exception:
+            except Exception as exc:
                 metrics.ERRORS.inc()
+                self.health.failed(exc)
                 log.exception("event=correlation_cycle_failed")
             try:
                 # Cycles start every `interval`; a cycle that took longer is followed at once.

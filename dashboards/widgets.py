@@ -9,6 +9,7 @@ from urllib.parse import quote
 import dash
 from dash import ALL, Input, Output, State, callback, dcc, html
 
+from dashboards import format as fmt
 from dashboards.filters import RANGES, Filters
 from triage.vocabulary import CRITICALITIES
 
@@ -184,3 +185,14 @@ def refreshes(page: str) -> Callable[[Callable[[dict[str, Any]], list[Any]]], Ca
         return render
 
     return register
+
+
+def queue_cells(q: Any) -> list[Any]:
+    """The first cells of a queue's row wherever queues are listed: name, system, status, backlog, consumers."""
+    return [
+        q.name,
+        q.system,
+        badge(q.status),
+        fmt.count(q.backlog) if q.backlog is not None else "—",
+        q.consumers if q.consumers is not None else "—",
+    ]

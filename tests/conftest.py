@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app.runtime import Runtime
@@ -52,6 +55,31 @@ def serve_command(data_dir: Path, ports: dict[str, int]) -> list[str]:
         "--otlp-grpc-port",
         str(ports["grpc"]),
     ]
+
+
+def start_server(
+    command: list[str],
+    ports: dict[str, int],
+    log_file: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 90,
+) -> subprocess.Popen[bytes]:
+    """A server process (its output appended to `log_file`), returned once its /readyz answers 200."""
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{ports['api']}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited early: {log_file.read_text()[-3000:]}")
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"the server did not become ready in {timeout:.0f} s: {log_file.read_text()[-3000:]}")
 
 
 def serve_posts(answer: Callable[[BaseHTTPRequestHandler], int]) -> ThreadingHTTPServer:

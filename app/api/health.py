@@ -25,6 +25,7 @@ class Readiness(BaseModel):
     pending_migrations: list[str]
     buffered_rows: int
     last_write_error: str
+    failing: list[str]  # background tasks that fail cycle after cycle, with their last error
 
 
 @router.get("/healthz", response_model=Health)
@@ -35,10 +36,11 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(response: Response, runtime: Annotated[Runtime, Depends(get_runtime)]) -> Readiness:
-    """Ready when the store answers and every migration is applied."""
+    """Ready when the store answers, every migration is applied and no background task keeps failing."""
     reachable = runtime.store.ping()
     pending = runtime.store.pending_migrations() if reachable else []
-    ready = reachable and not pending
+    failing = runtime.failing_tasks()
+    ready = reachable and not pending and not failing
     if not ready:
         response.status_code = 503
     return Readiness(
@@ -48,6 +50,7 @@ def readyz(response: Response, runtime: Annotated[Runtime, Depends(get_runtime)]
         pending_migrations=pending,
         buffered_rows=runtime.pipeline.buffered_rows,
         last_write_error=runtime.pipeline.last_error,
+        failing=failing,
     )
 
 

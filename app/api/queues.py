@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import get_runtime
 from app.runtime import Runtime
 from collector import PUSH_SOURCE, QueueSample, QueueState, current_queue_states, write_samples
+from triage.times import EARLIEST
 
 router = APIRouter(tags=["queues"])
 MAX_PUSHED = 1000
@@ -66,6 +67,9 @@ def _checked(samples: list[PushedSample], runtime: Runtime) -> list[QueueSample]
             errors.append(_error(i, "name", message, s.name))
         if at > now + _FUTURE_SLACK:
             message = f"time {at.isoformat()} is in the future; send UTC or an explicit offset"
+            errors.append(_error(i, "time", message, str(s.time)))
+        elif at < EARLIEST:
+            message = f"time {at.isoformat()} is outside the times Triage stores (from {EARLIEST:%Y-%m-%d})"
             errors.append(_error(i, "time", message, str(s.time)))
         converted.append(
             QueueSample(

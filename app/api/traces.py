@@ -83,7 +83,11 @@ def get_trace(
     trace_id = trace_id.lower()
     bounds = store.query(_TRACE_BOUNDS, {"trace_id": trace_id}).first_row
     if not bounds or bounds[0] is None or bounds[0].year < 1971:
-        raise HTTPException(404, f"no spans stored for trace {trace_id} (it may be older than the retention)")
+        raise HTTPException(
+            404,
+            f"no spans stored for trace {trace_id}: spans older than the raw retention are refused at ingest "
+            "(named in the request's partial_success), and stored ones leave after it",
+        )
     rows = store.query(_TRACE_SPANS, {"trace_id": trace_id, "start": bounds[0], "end": bounds[1]}).result_rows
     spans = [
         Span(

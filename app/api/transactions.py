@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -17,6 +18,7 @@ from app.api.deps import get_runtime, get_store
 from app.runtime import Runtime
 from correlator import CycleResult
 from triage.store import Store
+from triage.times import StoreTime, storable
 from triage.vocabulary import STATES, CauseKind, Criticality
 
 router = APIRouter(tags=["transactions"])
@@ -43,7 +45,10 @@ def _encode_cursor(t: readmodel.Transaction) -> str:
 def _decode_cursor(cursor: str) -> readmodel.After:
     try:
         priority, updated, workflow, key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return readmodel.After(float(priority), datetime.fromisoformat(updated), str(workflow), str(key))
+        after = readmodel.After(float(priority), storable(datetime.fromisoformat(updated)), str(workflow), str(key))
+        if not math.isfinite(after.priority):
+            raise ValueError("priority is not a number")
+        return after
     except (ValueError, TypeError) as exc:
         raise HTTPException(422, "cursor is not one this API returned; pass the `next` value unchanged") from exc
 
@@ -56,7 +61,7 @@ def list_transactions(
     facility: str = "",
     criticality: Criticality | Literal[""] = "",
     cause: CauseKind | Literal[""] = "",
-    since: datetime | None = None,
+    since: StoreTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> TransactionPage:
@@ -103,7 +108,9 @@ def grouped_causes(store: Annotated[Store, Depends(get_store)], workflow: str = 
 
 @router.post("/replay", response_model=CycleResult)
 def replay(
-    runtime: Annotated[Runtime, Depends(get_runtime)], from_: Annotated[datetime, Query(alias="from")], to: datetime
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    from_: Annotated[StoreTime, Query(alias="from")],
+    to: StoreTime,
 ) -> CycleResult:
     """Rebuild the transactions of spans between `from` and `to` (what `triage replay` asks a server)."""
     if to <= from_:

@@ -13,7 +13,17 @@ from dashboards import format as fmt
 from dashboards.context import current_context
 from dashboards.filters import Filters
 from dashboards.queries.telemetry import Hurt
-from dashboards.widgets import badge, empty_state, filter_bar, live_region, refreshes, section, sparkline, table
+from dashboards.widgets import (
+    badge,
+    empty_state,
+    filter_bar,
+    live_region,
+    queue_cells,
+    refreshes,
+    section,
+    sparkline,
+    table,
+)
 
 
 def layout(**query: Any) -> html.Div:
@@ -122,11 +132,7 @@ def _queues(view: data.Dependencies, hurts: dict[str, list[Hurt]]) -> html.Table
         )
         rows.append(
             [
-                q.name,
-                q.system,
-                badge(q.status),
-                fmt.count(q.backlog) if q.backlog is not None else "—",
-                q.consumers if q.consumers is not None else "—",
+                *queue_cells(q),
                 fmt.duration(q.time_lag_seconds),
                 rate,
                 q.detail or (q.error or ""),

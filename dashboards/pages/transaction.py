@@ -13,7 +13,17 @@ from correlator import CauseRecord
 from dashboards import data, figures
 from dashboards import format as fmt
 from dashboards.context import current_context
-from dashboards.widgets import badge, empty_state, live_region, refreshes, section, sparkline, table, trace_link
+from dashboards.widgets import (
+    badge,
+    empty_state,
+    live_region,
+    queue_cells,
+    refreshes,
+    section,
+    sparkline,
+    table,
+    trace_link,
+)
 
 
 def layout(workflow: str | None = None, key: str | None = None, **_: Any) -> html.Div:
@@ -119,11 +129,7 @@ def _queues(view: data.TransactionView) -> html.Table:
         series = view.queue_series.get(q.name)
         rows.append(
             [
-                q.name,
-                q.system,
-                badge(q.status),
-                fmt.count(q.backlog) if q.backlog is not None else "—",
-                q.consumers if q.consumers is not None else "—",
+                *queue_cells(q),
                 fmt.duration(q.oldest_age_seconds),
                 q.detail,
                 sparkline(figures.sparkline_svg(series.values), "backlog") if series else "",

@@ -53,8 +53,8 @@ class Runtime:
 
 @pytest.fixture(scope="module")
 def runtime(chdb_path: Path) -> Iterator[Runtime]:
-    """A runtime whose raw retention keeps the samples' 2015 lines (settings cap raw_days at ten years)."""
-    store = Store(unique_dsn(chdb_path), raw_ttl_days=36500)
+    """A runtime whose raw retention keeps the samples' 2015 lines, whatever today's date."""
+    store = Store(unique_dsn(chdb_path), raw_ttl_days=25000)
     store.migrate()
     pipeline = Pipeline(store, Ingest(batch_max_delay=0.05))
     pipeline.start()
@@ -111,7 +111,7 @@ def raw_server(chdb_path: Path) -> Iterator[LiveServer]:
         {"name": "mirth", "format": "mirth", "service": "nextgen-connect"},
         {"name": "healthapp", "format": "regex", "pattern": HEALTHAPP_PATTERN},
     ]
-    server = LiveServer(server_settings(chdb_path, log_sources=sources, retention={"raw_days": 3650})).start()
+    server = LiveServer(server_settings(chdb_path, log_sources=sources, retention={"raw_days": 25000})).start()
     yield server
     server.stop()
     server.store.command(f"DROP DATABASE IF EXISTS `{server.store.target.database}`")

@@ -11,12 +11,12 @@ import pytest
 
 from tests.conftest import LiveServer, server_settings
 
-T0 = 1544712660300000000  # the samples' timestamps (2018): a 10-year retention keeps them
+T0 = 1544712660300000000  # the samples' timestamps (2018): a 68-year retention keeps them
 
 
 @pytest.fixture
 def sample_server(chdb_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(server_settings(chdb_path, retention={"raw_days": 3650})).start()
+    server = LiveServer(server_settings(chdb_path, retention={"raw_days": 25000})).start()
     yield server
     server.stop()
 

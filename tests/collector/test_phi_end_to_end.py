@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -19,6 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from app.runtime import wal_directory
 from collector.redaction import TOKEN
 from tests.conftest import LiveServer, server_settings
 
@@ -52,7 +54,10 @@ def scan_store(server: LiveServer, needles: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_data: Path) -> None:
+def test_phi_on_every_path_is_redacted_before_storage(
+    chdb_path: Path, shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="triage")
     server = LiveServer(
         server_settings(
             chdb_path,
@@ -136,8 +141,19 @@ def test_phi_on_every_path_is_redacted_before_storage(chdb_path: Path, shared_da
         ).result_rows
         # The HL7 segments continue the log4j line (a multi-line record), PID fields tokenized.
         assert raw_rows and any("[PHI:hl7_pid:" in r[0] for r in raw_rows), raw_rows
-        leaks = scan_store(server, [*PHI.values(), "19610704", "Maribel", "12 Elm St"])
+        needles = [*PHI.values(), "19610704", "Maribel", "12 Elm St"]
+        leaks = scan_store(server, needles)
         assert leaks == {}, f"PHI stored in: {leaks}"
+        # Nor on disk beside the store: the write-ahead log holds requests as redacted.
+        wal = wal_directory(server.settings)
+        segments = list(wal.glob("*.wal"))
+        assert segments, f"the write-ahead log is in {wal}"
+        on_disk = b"".join(p.read_bytes() for p in segments)
+        assert b"[PHI:" in on_disk, "the log holds the requests (tokens in place of PHI)"
+        assert [n for n in needles if n.encode() in on_disk] == [], "PHI in the write-ahead log"
+        # Nor in what the server logged while taking it all (partial successes, parse errors, ...).
+        assert caplog.records, "the server's log was captured"
+        assert [n for n in needles if n in caplog.text] == [], "PHI in the server's log"
         rows = server.store.query(
             "SELECT SpanAttributes['erp.requisition'], SpanName FROM otel_traces WHERE ServiceName = 'ehr'"
         ).result_rows

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conftest import TRIAGE, serve_command, serve_ports
+from tests.conftest import TRIAGE, free_port, serve_command, serve_ports, start_server
 
 GOOD_CONFIG = """
 store: chdb:///tmp/never-opened
@@ -112,34 +112,13 @@ def _request(service: str, trace_id: bytes) -> bytes:
     return req.SerializeToString()
 
 
-def _start(data: Path, ports: dict[str, int], env: dict[str, str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        serve_command(data, ports),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **env},
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{ports['api']}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"triage serve exited early: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("triage serve did not become ready in 60 s")
-
-
 def test_serve_flushes_on_sigterm_and_data_survives_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     ports = serve_ports()
     # A long batch delay: the spans can only reach the store through the shutdown flush.
     env = {"TRIAGE_INGEST__BATCH_MAX_DELAY": "60s"}
-    proc = _start(data, ports, env)
+    log = tmp_path / "serve.log"
+    proc = start_server(serve_command(data, ports), ports, log, {**os.environ, **env}, timeout=60)
     trace_id = os.urandom(16)
     response = httpx.post(
         f"http://127.0.0.1:{ports['http']}/v1/traces",
@@ -148,11 +127,12 @@ def test_serve_flushes_on_sigterm_and_data_survives_restart(tmp_path: Path) -> N
     )
     assert response.status_code == 200
     proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=60)
+    proc.wait(60)
+    output = log.read_text()
     assert proc.returncode == 0, output
     assert "event=shutdown_complete" in output
 
-    proc = _start(data, ports, {})
+    proc = start_server(serve_command(data, ports), ports, log, dict(os.environ), timeout=60)
     try:
         trace = httpx.get(f"http://127.0.0.1:{ports['api']}/api/v1/traces/{trace_id.hex()}").json()
         assert [s["name"] for s in trace["spans"]] == ["POST /requisitions"]
@@ -168,6 +148,14 @@ def test_serve_flushes_on_sigterm_and_data_survives_restart(tmp_path: Path) -> N
         assert "replayed:" in replay.stderr and "traces" in replay.stderr
         bad = run("replay", "--from", "yesterday")
         assert bad.returncode == 2 and "is not a time" in bad.stderr
+        # No --api and the server on other ports than the configured ones: the address it left beside
+        # the data says where it is, instead of the embedded engine failing on a store another process holds.
+        address = data / "triage-server.json"
+        assert f"http://127.0.0.1:{ports['api']}" in address.read_text()
+        found = run("replay", "--from", "-1h", "--store", f"chdb://{data}", env={"TRIAGE_PORT": str(free_port())})
+        assert found.returncode == 0, found.stderr
+        assert "replayed:" in found.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
+        proc.wait(60)
+    assert not (data / "triage-server.json").exists(), "a stopped server takes its address away"

@@ -265,8 +265,19 @@ class Correlation(Model):
 
 
 class Retention(Model):
-    raw_days: int = Field(default=7, ge=1, le=3650)
+    # At most ~68 years: the TTL (the row's DateTime plus raw_days) must stay below DateTime's 2106 limit.
+    raw_days: int = Field(default=7, ge=1, le=25000)
     business_days: int = Field(default=400, ge=1, le=3650)
+
+
+class Wal(Model):
+    """The write-ahead log: every accepted request is on disk before it is acknowledged (docs/operations.md)."""
+
+    enabled: bool = True
+    dir: str | None = None  # default: wal/ in the embedded store's directory, else ./data/wal
+    segment_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    sync: bool = True  # fsync before acknowledging; false trusts the OS page cache (survives kill -9, not power loss)
+    sync_timeout: Duration = Field(default=30.0, gt=0)
 
 
 class Ingest(Model):
@@ -276,6 +287,7 @@ class Ingest(Model):
     batch_max_delay: Duration = 0.2
     buffer_max_rows: int = Field(default=1_000_000, ge=1)
     spool_dir: str | None = None
+    wal: Wal = Field(default_factory=Wal)
 
 
 class Settings(Model):
