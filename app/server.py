@@ -14,6 +14,7 @@ import uvicorn
 
 from alerts import run_alerts
 from app.api import create_api_app
+from app.listeners import guarded_protocol
 from app.remote import leave_address
 from app.runtime import Runtime
 from collector import create_otlp_grpc_server, create_otlp_http_app, run_pollers, tail_sources
@@ -34,15 +35,18 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn(app: Any, host: str, port: int) -> _Server:
+def _uvicorn(app: Any, settings: Settings, port: int) -> _Server:
+    listen = settings.listen
     config = uvicorn.Config(
         app,
-        host=host,
+        host=settings.host,
         port=port,
         log_config=None,
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=int(max(1, listen.idle_timeout)),
+        http=guarded_protocol(listen.header_timeout),
     )
     return _Server(config)
 
@@ -64,11 +68,9 @@ async def serve(
     grpc_server = create_otlp_grpc_server(
         runtime.receiver, settings.ingest, runtime.keys, settings.host, settings.otlp_grpc_port
     )
-    api = _uvicorn(create_api_app(runtime), settings.host, settings.port)
+    api = _uvicorn(create_api_app(runtime), settings, settings.port)
     otlp = _uvicorn(
-        create_otlp_http_app(runtime.receiver, settings.ingest, runtime.keys),
-        settings.host,
-        settings.otlp_http_port,
+        create_otlp_http_app(runtime.receiver, settings.ingest, runtime.keys), settings, settings.otlp_http_port
     )
     grpc_server.start()
     tasks = [asyncio.create_task(api.serve()), asyncio.create_task(otlp.serve())]

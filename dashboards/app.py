@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import dash
 from dash import Dash, dcc, html
@@ -52,10 +53,38 @@ def _build() -> Dash:
     from dashboards.pages import alerts, dependencies, executive, overview, transaction, workflow  # noqa: F401
 
     app.layout = _shell
+    app.server.before_request(lambda: _refuse_malformed_callbacks(app))
     if os.environ.get(DEBUG_ENV):
         # Dev tools show callback errors in the page (tests look for the error overlay).
         app.enable_dev_tools(debug=True, dev_tools_hot_reload=False, dev_tools_serve_dev_bundles=False)
     return app
+
+
+_DISPATCH = "/_dash-update-component"
+
+
+def _refuse_malformed_callbacks(app: Dash) -> Any:
+    """A callback post that is not the shape Dash's own client sends gets a 400 naming what is wrong,
+    instead of failing inside the dispatcher (a 500)."""
+    from flask import jsonify, request
+
+    if request.method != "POST" or not request.path.endswith(_DISPATCH):
+        return None
+    body = request.get_json(silent=True)
+    problem = ""
+    if not isinstance(body, dict):
+        problem = "the body must be a JSON object with output, outputs, inputs"
+    elif not isinstance(body.get("output"), str) or body["output"] not in app.callback_map:
+        problem = f"no callback has the output {str(body.get('output'))[:100]!r}"
+    elif not all(isinstance(body.get(k, []), list) for k in ("inputs", "state", "changedPropIds")):
+        problem = "inputs, state and changedPropIds must be lists"
+    elif not all(isinstance(i, dict | list) for k in ("inputs", "state") for i in body.get(k, [])):
+        problem = "each input and state must be an object with id, property and value"
+    if problem:
+        response = jsonify({"detail": f"malformed callback request: {problem}"})
+        response.status_code = 400
+        return response
+    return None
 
 
 def _shell() -> html.Div:

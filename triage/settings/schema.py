@@ -290,6 +290,13 @@ class Ingest(Model):
     wal: Wal = Field(default_factory=Wal)
 
 
+class Listen(Model):
+    """Limits of every HTTP listener (API, OTLP/HTTP): connections that hold a slot for nothing are closed."""
+
+    header_timeout: Duration = Field(default=10.0, gt=0)  # to send a request's line and headers
+    idle_timeout: Duration = Field(default=5.0, ge=1)  # a keep-alive connection with no new request
+
+
 class Settings(Model):
     store: str = Field(default_factory=default_store)
     cluster: str | None = None
@@ -302,6 +309,7 @@ class Settings(Model):
     log_format: Literal["text", "json"] = "text"
     retention: Retention = Field(default_factory=Retention)
     ingest: Ingest = Field(default_factory=Ingest)
+    listen: Listen = Field(default_factory=Listen)
     facilities: list[Facility] = Field(default_factory=list)
     workflows: list[Workflow] = Field(default_factory=list)
     queues: list[Queue] = Field(default_factory=list)
