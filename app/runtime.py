@@ -86,7 +86,11 @@ class Runtime:
     def failing_tasks(self) -> list[str]:
         """The background tasks failing cycle after cycle, each with why."""
         tasks = [self.correlator.health, *([self.evaluator.health] if self.evaluator else [])]
-        return [p for p in (t.problem() for t in tasks) if p]
+        failing = [p for p in (t.problem() for t in tasks) if p]
+        if self.pipeline.last_error:
+            waiting = self.pipeline.buffered_rows
+            failing.append(f"store writes: failing, retried ({waiting} rows waiting): {self.pipeline.last_error}")
+        return failing
 
     def close(self) -> None:
         self.pipeline.shutdown()

@@ -36,6 +36,7 @@ WRITE_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BUFFER_ROWS = Gauge("triage_collector_buffer_rows", "Rows accepted and waiting to be written")
+BUFFER_BYTES = Gauge("triage_collector_buffer_bytes", "Bytes (as serialized) accepted and waiting to be written")
 BUFFER_CAPACITY = Gauge("triage_collector_buffer_capacity_rows", "Rows the write buffer holds before refusing")
 SPOOLED_ROWS = Counter("triage_collector_spooled_rows", "Rows written to the disk spool because the store was down")
 WAL_BYTES = Counter("triage_collector_wal_written_bytes", "Bytes appended to the write-ahead log")

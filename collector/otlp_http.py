@@ -69,7 +69,7 @@ def create_otlp_http_app(receiver: Receiver, ingest: Ingest, keys: ApiKeys) -> S
         except DecodeError as exc:
             return _status(400, str(exc), encoding)
         except Overloaded as exc:
-            code = 503 if receiver.pipeline.last_error else 429
+            code = 503 if exc.unavailable else 429
             return _status(code, str(exc), encoding, {"Retry-After": str(exc.retry_after)})
         return Response(serialize_response(signal, decoded, encoding), media_type=_MEDIA[encoding])
 

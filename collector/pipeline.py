@@ -44,6 +44,7 @@ class WorkItem:
     payload: bytes | None = None
     native: bool = False
     request: int = 0  # the write-ahead log's id of the request (0 without the log)
+    size: int = 0  # bytes, as serialized: what the buffer's byte limit counts
 
     def serialized(self) -> bytes:
         if self.payload is None:
@@ -60,6 +61,7 @@ class WorkItem:
 class _State:
     items: deque[WorkItem] = field(default_factory=deque)
     rows: int = 0
+    bytes: int = 0
     in_flight: int = 0
     closed: bool = False
 
@@ -124,21 +126,31 @@ class Pipeline:
             st = self._state
             if st.closed and not force:
                 raise Overloaded("Triage is shutting down; retry against another instance or after restart", 5)
-            if not force and st.rows + item.rows > self.ingest.buffer_max_rows and st.rows > 0:
+            item.size = len(item.payload) if item.payload is not None else item.message.ByteSize()
+            full = (
+                st.rows + item.rows > self.ingest.buffer_max_rows or st.bytes + item.size > self.ingest.buffer_max_bytes
+            )
+            if not force and full and st.rows > 0:
                 raise Overloaded(
-                    f"write buffer full ({st.rows} rows waiting, capacity {self.ingest.buffer_max_rows}); "
+                    f"write buffer full ({st.rows} rows, {st.bytes >> 20} MiB waiting; capacity "
+                    f"{self.ingest.buffer_max_rows} rows, {self.ingest.buffer_max_bytes >> 20} MiB); "
                     "retry after the Retry-After delay",
                     retry_after=2 if not self.last_error else 10,
+                    unavailable=bool(self.last_error),
                 )
             if self.wal is not None and not item.request:
                 # In the log before it is in the buffer: the writer may store it at once, never before.
                 try:
                     item.request, position = self.wal.append(item.signal, item.serialized())
                 except WalError as exc:
-                    raise Overloaded(f"{exc}; free space there, then retry", retry_after=10) from exc
+                    raise Overloaded(f"{exc}; free space there, then retry", retry_after=10, unavailable=True) from exc
+            if item.native and item.payload is not None:
+                item.message = None  # the native path needs only the bytes: hold one copy, not two
             st.items.append(item)
             st.rows += item.rows
+            st.bytes += item.size
             metrics.BUFFER_ROWS.set(st.rows)
+            metrics.BUFFER_BYTES.set(st.bytes)
             if st.rows >= self.ingest.batch_max_rows:
                 self._cond.notify_all()
             elif len(st.items) == 1:
@@ -199,7 +211,7 @@ class Pipeline:
         with self._cond:
             left = list(self._state.items)
             self._state.items.clear()
-            self._state.rows = 0
+            self._state.rows = self._state.bytes = 0
         if self.wal is not None:
             if left:
                 log.error(
@@ -258,8 +270,10 @@ class Pipeline:
                 self.last_error = ""
                 with self._cond:
                     self._state.rows -= sum(i.rows for i in batch)
+                    self._state.bytes -= sum(i.size for i in batch)
                     self._state.in_flight = 0
                     metrics.BUFFER_ROWS.set(self._state.rows)
+                    metrics.BUFFER_BYTES.set(self._state.bytes)
                     self._cond.notify_all()
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"

@@ -41,7 +41,7 @@ class Receiver:
         try:
             await self.pipeline.durable(decoded.wal_position)
         except WalError as exc:
-            raise Overloaded(str(exc), retry_after=10) from exc
+            raise Overloaded(str(exc), retry_after=10, unavailable=True) from exc
         return decoded
 
     def queue(self, signal: Signal, body: bytes, encoding: Encoding, transport: str) -> Decoded:
@@ -65,7 +65,7 @@ class Receiver:
         try:
             wait(decoded.wal_position)
         except WalError as exc:
-            raise Overloaded(str(exc), retry_after=10) from exc
+            raise Overloaded(str(exc), retry_after=10, unavailable=True) from exc
 
     def _submit(self, signal: Signal, message: Any, transport: str, body: bytes | None) -> Decoded:
         decoded = validate(signal, message, self.retention_days)

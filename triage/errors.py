@@ -32,8 +32,12 @@ class UnsupportedMediaType(DecodeError):
 
 
 class Overloaded(TriageError):
-    """The write buffer is full; the client should retry after `retry_after` seconds."""
+    """The request cannot be taken now; the client should retry after `retry_after` seconds.
 
-    def __init__(self, message: str, retry_after: int = 1) -> None:
+    `unavailable`: the cause is on the server's side (store or disk failing: HTTP 503), not load (429).
+    """
+
+    def __init__(self, message: str, retry_after: int = 1, unavailable: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.unavailable = unavailable

@@ -86,6 +86,6 @@ async def post_raw_logs(
     except DecodeError as exc:
         raise HTTPException(400, str(exc)) from exc
     except Overloaded as exc:
-        code = 503 if runtime.pipeline.last_error else 429
+        code = 503 if exc.unavailable else 429
         raise HTTPException(code, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     return RawLogsAccepted(source=source, lines=batch.lines, records=batch.records, unparsed=batch.unparsed)

@@ -286,6 +286,8 @@ class Ingest(Model):
     batch_max_rows: int = Field(default=50_000, ge=1)
     batch_max_delay: Duration = 0.2
     buffer_max_rows: int = Field(default=1_000_000, ge=1)
+    # Memory stays bounded while the store is down: the buffer refuses past this many bytes too.
+    buffer_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     spool_dir: str | None = None
     wal: Wal = Field(default_factory=Wal)
 
