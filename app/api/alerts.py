@@ -206,7 +206,9 @@ def export_rules(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Response:
 
 
 @router.get("/alerts/deliveries", response_model=Deliveries)
-def deliveries(runtime: Annotated[Runtime, Depends(get_runtime)], limit: int = 100) -> Deliveries:
+def deliveries(
+    runtime: Annotated[Runtime, Depends(get_runtime)], limit: Annotated[int, Query(ge=1, le=10000)] = 100
+) -> Deliveries:
     """Per-target delivery counts and last errors (this process), and the dead letters (stored)."""
     evaluator = runtime.evaluator
     targets = [Target(**t.__dict__) for t in evaluator.targets()] if evaluator else []

@@ -26,12 +26,15 @@ class PushedSample(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, description="queue name, as spans' destination names it")
     system: str = Field("push", min_length=1, max_length=50, description="e.g. ibmmq, sqs, mirth")
-    backlog: int = Field(ge=0, description="messages waiting or in flight")
-    consumers: int | None = Field(None, ge=0)
-    unacked: int | None = Field(None, ge=0, description="delivered, not yet acknowledged (part of backlog)")
-    oldest_age_seconds: float | None = Field(None, ge=0)
-    rate_in: float | None = Field(None, ge=0, description="messages/s arriving")
-    rate_out: float | None = Field(None, ge=0, description="messages/s consumed")
+    # Bounds are the store's columns (Int64, Int32, finite Float64): a larger value is a 422, not a failed insert.
+    backlog: int = Field(ge=0, le=2**63 - 1, description="messages waiting or in flight")
+    consumers: int | None = Field(None, ge=0, le=2**31 - 1)
+    unacked: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="delivered, not yet acknowledged (part of backlog)"
+    )
+    oldest_age_seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
+    rate_in: float | None = Field(None, ge=0, allow_inf_nan=False, description="messages/s arriving")
+    rate_out: float | None = Field(None, ge=0, allow_inf_nan=False, description="messages/s consumed")
     destination: str | None = Field(None, max_length=200, description="queue/topic name, if not `name`")
     time: datetime | None = Field(None, description="when measured (RFC 3339; default: now, UTC)")
 
