@@ -61,7 +61,9 @@ def ask(
     api: str, method: str, path: str, settings: Settings, what: str, timeout: float, **kwargs: Any
 ) -> httpx.Response:
     """One request to the server with the configured key; TriageError says what failed and what to do."""
-    headers = {"Authorization": f"Bearer {settings.api_keys[0]}"} if settings.api_keys else {}
+    # Replays need the admin scope, reports read: the first key with admin, else any key with read.
+    key = settings.key_with("admin") or settings.key_with("read")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         response = httpx.request(method, f"{api}{path}", headers=headers, timeout=timeout, **kwargs)
     except httpx.HTTPError as exc:

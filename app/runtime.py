@@ -10,7 +10,7 @@ from pathlib import Path
 from alerts import Evaluator
 from collector import Pipeline, Receiver, Redactor, WriteAheadLog, load_redaction_key
 from correlator import Correlator
-from triage.auth import ApiKeys
+from triage.auth import ApiKeys, KeySpec
 from triage.settings import Settings
 from triage.store import Store
 
@@ -32,6 +32,19 @@ def build_redactor(settings: Settings) -> Redactor | None:
     key_file = Path(conf.key_file) if conf.key_file else default_file
     key = load_redaction_key(conf.key_env, key_file)
     return Redactor(key, conf.patterns, settings.business_attribute_keys(), hl7=conf.hl7)
+
+
+def api_keys(settings: Settings) -> ApiKeys:
+    """The keys, their scopes and the trusted proxies from settings."""
+    specs = [k if isinstance(k, str) else KeySpec(k.key, tuple(k.scopes), k.name) for k in settings.api_keys]
+    conf = settings.auth
+    return ApiKeys(
+        specs,
+        trusted_proxies=conf.trusted_proxies,
+        user_header=conf.user_header,
+        proxy_scopes=conf.proxy_scopes,
+        session_seconds=conf.session,
+    )
 
 
 def wal_directory(settings: Settings) -> Path:
@@ -77,7 +90,7 @@ class Runtime:
             store,
             pipeline,
             Receiver(pipeline, build_redactor(settings), settings.retention.raw_days),
-            ApiKeys(settings.api_keys),
+            api_keys(settings),
             # One correlator per store: the background loop and the replay API share its lock.
             Correlator(store, settings),
             Evaluator(store, settings) if settings.alerts.enabled else None,

@@ -127,7 +127,7 @@ class Simulation:
         health = HealthLedger(conf.health_window, conf.dependency_error_rate, conf.dependency_min_errors)
         judge = Judge(self.settings, health)
         otlp, api = self.endpoints()
-        key = self.settings.api_keys[0] if self.settings.api_keys else None
+        key = self.settings.key_with("ingest")
         telemetry = Telemetry(otlp, api, key, Observer(self.settings), health)
         transactions = Transactions()
         live, history, broker = self._estates(telemetry, transactions)

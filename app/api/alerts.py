@@ -6,12 +6,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 import alerts
+from app.api.access import actor
 from app.api.deps import get_runtime, get_store
 from app.runtime import Runtime
+from triage import audit
 from triage.errors import ConfigError
 from triage.store import Store
 
@@ -165,6 +167,7 @@ def list_rules(runtime: Annotated[Runtime, Depends(get_runtime)]) -> list[RuleIn
 
 @router.post("/alerts/rules", response_model=RuleInfo, status_code=201, responses={409: {}, 422: {}})
 def create_rule(
+    http: Request,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     body: Annotated[
         dict[str, Any],
@@ -180,19 +183,21 @@ def create_rule(
     if rule.name in taken:
         raise HTTPException(409, f"rule {rule.name!r} is defined in {taken[rule.name]}; pick another name")
     alerts.save_api_rule(runtime.store, rule)
-    _wake(runtime)
     dumped = rule.model_dump(by_alias=True, exclude_none=True)
+    audit.record(runtime.store, actor(http), "rule.save", rule.name, {"rule": dumped})
+    _wake(runtime)
     return RuleInfo(name=rule.name, source="api", kind=rule.kind, group_by=rule.grouping, rule=dumped)
 
 
 @router.delete("/alerts/rules/{name}", status_code=204, responses={404: {}, 409: {}})
-def delete_rule(runtime: Annotated[Runtime, Depends(get_runtime)], name: str) -> Response:
+def delete_rule(http: Request, runtime: Annotated[Runtime, Depends(get_runtime)], name: str) -> Response:
     """Delete an API rule; its alerts resolve at the next evaluation."""
     taken = {r.rule.name: r.source for r in alerts.configured_rules(runtime.settings)}
     if name in taken:
         raise HTTPException(409, f"rule {name!r} comes from {taken[name]}; remove it there")
     if not alerts.delete_api_rule(runtime.store, name):
         raise HTTPException(404, f"no API rule named {name!r}")
+    audit.record(runtime.store, actor(http), "rule.delete", name)
     _wake(runtime)
     return Response(status_code=204)
 
@@ -231,12 +236,22 @@ def get_alert(store: Annotated[Store, Depends(get_store)], fingerprint: str) -> 
 
 
 @router.post("/silences", response_model=alerts.Silence, status_code=201)
-def create_silence(runtime: Annotated[Runtime, Depends(get_runtime)], request: alerts.SilenceRequest) -> alerts.Silence:
+def create_silence(
+    http: Request, runtime: Annotated[Runtime, Depends(get_runtime)], request: alerts.SilenceRequest
+) -> alerts.Silence:
     """Silence the alerts whose labels match every matcher, from starts_at (default now) to ends_at."""
+    if request.created_by == "api":  # not given: the signed-in identity, as the audit log names it
+        request = request.model_copy(update={"created_by": actor(http)})
     try:
         silence = alerts.create_silence(runtime.store, request)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
+    detail = {
+        "matchers": [m.model_dump() for m in silence.matchers],
+        "ends_at": silence.ends_at,
+        "comment": silence.comment,
+    }
+    audit.record(runtime.store, actor(http), "silence.create", silence.id, detail)
     _wake(runtime)
     return silence
 
@@ -258,10 +273,11 @@ def get_silence(store: Annotated[Store, Depends(get_store)], silence_id: str) ->
 
 
 @router.delete("/silences/{silence_id}", response_model=alerts.Silence, responses={404: {}})
-def expire_silence(runtime: Annotated[Runtime, Depends(get_runtime)], silence_id: str) -> alerts.Silence:
+def expire_silence(http: Request, runtime: Annotated[Runtime, Depends(get_runtime)], silence_id: str) -> alerts.Silence:
     """Expire a silence now; it stays listed as expired. Alerts it held back notify at the next evaluation."""
     silence = alerts.expire_silence(runtime.store, silence_id)
     if silence is None:
         raise HTTPException(404, f"no silence {silence_id!r}")
+    audit.record(runtime.store, actor(http), "silence.expire", silence_id)
     _wake(runtime)
     return silence

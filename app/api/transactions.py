@@ -10,13 +10,15 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 import correlator as readmodel
+from app.api.access import actor
 from app.api.deps import get_runtime, get_store
 from app.runtime import Runtime
 from correlator import CycleResult
+from triage import audit
 from triage.store import Store
 from triage.times import StoreTime, storable
 from triage.vocabulary import STATES, CauseKind, Criticality
@@ -108,6 +110,7 @@ def grouped_causes(store: Annotated[Store, Depends(get_store)], workflow: str = 
 
 @router.post("/replay", response_model=CycleResult)
 def replay(
+    http: Request,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     from_: Annotated[StoreTime, Query(alias="from")],
     to: StoreTime,
@@ -115,4 +118,6 @@ def replay(
     """Rebuild the transactions of spans between `from` and `to` (what `triage replay` asks a server)."""
     if to <= from_:
         raise HTTPException(422, "`to` must be after `from`")
-    return runtime.correlator.replay(from_, to)
+    result = runtime.correlator.replay(from_, to)
+    audit.record(runtime.store, actor(http), "replay", f"{from_.isoformat()}..{to.isoformat()}", result.__dict__)
+    return result

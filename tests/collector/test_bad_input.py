@@ -237,28 +237,32 @@ def test_grpc_garbage_is_invalid_argument(small_server: LiveServer) -> None:
 
 
 def test_api_keys_guard_ingest_and_api(chdb_path: Path) -> None:
-    server = LiveServer(server_settings(chdb_path, api_keys=["s3cret"])).start()
+    server = LiveServer(server_settings(chdb_path, api_keys=["s3cret-long-enough"])).start()
     try:
         body = _request(service="auth").SerializeToString()
         assert _post(server, body).status_code == 401
-        assert _post(server, body, Authorization="Bearer s3cret").status_code == 200
-        assert _post(server, body, **{"x-api-key": "s3cret"}).status_code == 200
+        assert _post(server, body, Authorization="Bearer s3cret-long-enough").status_code == 200
+        assert _post(server, body, **{"x-api-key": "s3cret-long-enough"}).status_code == 200
         trace = f"{server.api}/api/v1/traces/{TRACE_ID.hex()}"
         assert httpx.get(trace).status_code == 401
         server.flush()
-        assert httpx.get(trace, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.get(trace, headers={"Authorization": "Bearer s3cret-long-enough"}).status_code == 200
         assert httpx.get(f"{server.api}/healthz").status_code == 200
-        # Dashboards: a browser cannot send a bearer key; ?key= once, then a cookie.
-        assert httpx.get(f"{server.api}/dashboards/").status_code == 401
+        # Dashboards: a browser cannot send a bearer key; it signs in once and keeps a session cookie.
+        assert httpx.get(f"{server.api}/dashboards/").headers["location"] == "/dashboards/login"
         with httpx.Client(base_url=server.api) as browser:
-            first = browser.get("/dashboards/", params={"key": "s3cret"})
-            assert first.status_code == 200 and "triage_key" in first.cookies
+            assert browser.get("/dashboards/", params={"key": "s3cret-long-enough"}).status_code == 303, (
+                "no key in URLs"
+            )
+            signed_in = browser.post("/dashboards/login", data={"key": "s3cret-long-enough"})
+            assert signed_in.status_code == 303 and "triage_session" in browser.cookies
+            assert "s3cret" not in browser.cookies["triage_session"], "the cookie is a session, not the key"
             assert browser.get("/dashboards/").status_code == 200
         with grpc.insecure_channel(server.otlp_grpc) as channel:
             stub = trace_service_pb2_grpc.TraceServiceStub(channel)
             with pytest.raises(grpc.RpcError) as caught:
                 stub.Export(_request(), timeout=5)
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            stub.Export(_request(), timeout=5, metadata=(("authorization", "Bearer s3cret"),))
+            stub.Export(_request(), timeout=5, metadata=(("authorization", "Bearer s3cret-long-enough"),))
     finally:
         server.stop()

@@ -7,6 +7,8 @@ from triage.settings.formatting import field_path, format_validation_error
 from triage.settings.loading import ENV_PREFIX, deep_merge, load_settings, read_yaml
 from triage.settings.schema import (
     Alerts,
+    ApiKey,
+    Auth,
     Correlation,
     Facility,
     Ingest,
@@ -29,6 +31,8 @@ from triage.settings.types import Model, Names, Regex, SqlRegex, check_re2, chec
 __all__ = [
     "ENV_PREFIX",
     "Alerts",
+    "ApiKey",
+    "Auth",
     "Correlation",
     "Facility",
     "Ingest",

@@ -6,6 +6,7 @@ written and validated by that part where the assembly loads the configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -292,6 +293,40 @@ class Ingest(Model):
     wal: Wal = Field(default_factory=Wal)
 
 
+ScopeName = Literal["ingest", "read", "admin"]
+ALL_SCOPES: tuple[ScopeName, ...] = ("ingest", "read", "admin")
+READ_ONLY: tuple[ScopeName, ...] = ("read",)
+
+
+class ApiKey(Model):
+    """A key with the scopes it grants (a key written as a plain string grants all three)."""
+
+    key: str = Field(min_length=16, description="a long random secret")
+    scopes: list[ScopeName] = Field(default_factory=lambda: list(ALL_SCOPES))
+    name: str = Field(default="", max_length=100, description="who holds it, for the audit log")
+
+
+class Auth(Model):
+    """Single sign-on through an authenticating proxy, and the dashboards' sessions (docs/operations.md)."""
+
+    trusted_proxies: list[str] = Field(default_factory=list)  # addresses/CIDRs whose user header is believed
+    user_header: str = "X-Forwarded-User"
+    proxy_scopes: list[ScopeName] = Field(default_factory=lambda: list(READ_ONLY))
+    session: Duration = Field(default=12 * 3600.0, gt=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted proxy {value!r} is not an address or CIDR, e.g. 10.0.0.5 or 10.0.0.0/24"
+                ) from exc
+        return values
+
+
 class Listen(Model):
     """Limits of every HTTP listener (API, OTLP/HTTP): connections that hold a slot for nothing are closed."""
 
@@ -306,7 +341,8 @@ class Settings(Model):
     port: int = Field(default=8080, ge=0, le=65535)
     otlp_http_port: int = Field(default=4318, ge=0, le=65535)
     otlp_grpc_port: int = Field(default=4317, ge=0, le=65535)
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: list[str | ApiKey] = Field(default_factory=list)
+    auth: Auth = Field(default_factory=Auth)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     retention: Retention = Field(default_factory=Retention)
@@ -330,9 +366,9 @@ class Settings(Model):
 
     @field_validator("api_keys")
     @classmethod
-    def _no_empty_key(cls, keys: list[str]) -> list[str]:
+    def _no_empty_key(cls, keys: list[str | ApiKey]) -> list[str | ApiKey]:
         # An empty key would match a request that sends none: authentication silently off.
-        for i, key in enumerate(keys):
+        for i, key in enumerate(k if isinstance(k, str) else k.key for k in keys):
             if not key.strip():
                 raise ValueError(f"api_keys[{i}] is empty; give a long random key, or no api_keys to run without keys")
             if key != key.strip():
@@ -360,6 +396,13 @@ class Settings(Model):
     @source.setter
     def source(self, value: str) -> None:
         self._source = value
+
+    def key_with(self, scope: str) -> str | None:
+        """A configured API key that grants `scope` (the first), for Triage's own clients (CLI, demo)."""
+        for key in self.api_keys:
+            if isinstance(key, str) or scope in key.scopes:
+                return key if isinstance(key, str) else key.key
+        return None
 
     def business_attribute_keys(self) -> set[str]:
         """Attributes that carry business keys, facility ids and values: never redacted."""
