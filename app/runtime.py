@@ -4,13 +4,14 @@ receiver, the correlator and the alert evaluator. The server, the API and the CL
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alerts import Evaluator
 from collector import Pipeline, Receiver, Redactor, WriteAheadLog, load_redaction_key
 from correlator import Correlator
 from triage.auth import ApiKeys, KeySpec
+from triage.health import TaskHealth
 from triage.settings import Settings
 from triage.store import Store
 
@@ -75,6 +76,8 @@ class Runtime:
     keys: ApiKeys
     correlator: Correlator
     evaluator: Evaluator | None
+    # A broker that is down is a queue's status, not a failure; the store refusing samples is.
+    pollers: TaskHealth = field(default_factory=lambda: TaskHealth("queue pollers"))
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -98,7 +101,7 @@ class Runtime:
 
     def failing_tasks(self) -> list[str]:
         """The background tasks failing cycle after cycle, each with why."""
-        tasks = [self.correlator.health, *([self.evaluator.health] if self.evaluator else [])]
+        tasks = [self.correlator.health, self.pollers, *([self.evaluator.health] if self.evaluator else [])]
         failing = [p for p in (t.problem() for t in tasks) if p]
         if self.pipeline.last_error:
             waiting = self.pipeline.buffered_rows

@@ -120,7 +120,7 @@ async def _evaluate_alerts(runtime: Runtime, stop: asyncio.Event) -> None:
 
 # What every part runs in the background of `triage serve`, from the handles the runtime built.
 _PARTS: list[Background] = [
-    lambda runtime, stop: run_pollers(runtime.store, runtime.settings.queues, stop),
+    lambda runtime, stop: run_pollers(runtime.store, runtime.settings.queues, stop, runtime.pollers),
     lambda runtime, stop: tail_sources(runtime.settings.log_sources, runtime.receiver, runtime.store, stop),
     lambda runtime, stop: run_correlator(runtime.correlator, stop),
     _evaluate_alerts,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from collector.queues import exporters, jetstream, metrics, rabbitmq, redis_streams
 from collector.queues.history import write_samples
 from collector.queues.sample import PollError, QueueSample, failed, safe_url, with_rates
+from triage.health import TaskHealth
 from triage.settings import Queue
 from triage.store import Store
 
@@ -77,9 +78,10 @@ def poll_once(config: Queue, previous: Mapping[str, QueueSample] | None = None) 
 class _EntryPoller:
     """Polls one entry forever, remembering the last good samples for rates and logging changes once."""
 
-    def __init__(self, store: Store, config: Queue) -> None:
+    def __init__(self, store: Store, config: Queue, health: TaskHealth) -> None:
         self.store = store
         self.config = config
+        self.health = health
         self.previous: dict[str, QueueSample] = {}
         self.last_error = ""
 
@@ -103,14 +105,16 @@ class _EntryPoller:
             started = loop.time()
             try:
                 await self.poll_and_write()
-            except Exception:  # the store refused the write: say so, keep polling
+                self.health.succeeded()
+            except Exception as exc:  # the store refused the write: say so, keep polling
+                self.health.failed(exc)
                 log.exception("event=queue_sample_write_failed queue=%s", self.config.name)
             wait = max(0.0, self.config.interval - (loop.time() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), wait)
 
 
-async def run_pollers(store: Store, queues: list[Queue], stop: asyncio.Event) -> None:
+async def run_pollers(store: Store, queues: list[Queue], stop: asyncio.Event, health: TaskHealth | None = None) -> None:
     """Poll every polled `queues:` entry on its interval until `stop` is set; one failing never stops others.
 
     Polls run in worker threads, so the event loop never blocks on a broker.
@@ -119,7 +123,10 @@ async def run_pollers(store: Store, queues: list[Queue], stop: asyncio.Event) ->
     if not configs:
         return
     log.info("event=queue_pollers_started queues=%s", ",".join(q.name for q in configs))
-    tasks = [asyncio.create_task(_EntryPoller(store, q).run(stop), name=f"queue-poller:{q.name}") for q in configs]
+    health = health or TaskHealth("queue pollers")
+    tasks = [
+        asyncio.create_task(_EntryPoller(store, q, health).run(stop), name=f"queue-poller:{q.name}") for q in configs
+    ]
     try:
         await asyncio.gather(*tasks)
     finally:

@@ -40,3 +40,20 @@ def test_a_correlator_failing_every_cycle_makes_the_service_not_ready(chdb_path:
     finally:
         server.stop()
         server.store.command(f"DROP DATABASE IF EXISTS `{server.store.target.database}`")
+
+
+def test_queue_pollers_whose_samples_cannot_be_stored_make_the_service_not_ready(chdb_path: Path) -> None:
+    """A broker that is down is a queue's status; the store refusing every sample is a failure of Triage."""
+    queue = {"name": "invoices", "kind": "redis", "url": "redis://127.0.0.1:6379/0", "stream": "triage-ready-probe"}
+    queue |= {"group": "erp-sync", "interval": "1s"}
+    server = LiveServer(server_settings(chdb_path, queues=[queue])).start()
+    try:
+        assert _readiness(server, 200)["failing"] == []
+        server.store.command("RENAME TABLE queue_lag TO queue_lag_moved")
+        body = _readiness(server, 503)
+        assert [p for p in body["failing"] if p.startswith("queue pollers: ")], body
+        server.store.command("RENAME TABLE queue_lag_moved TO queue_lag")
+        assert _readiness(server, 200)["failing"] == []
+    finally:
+        server.stop()
+        server.store.command(f"DROP DATABASE IF EXISTS `{server.store.target.database}`")
