@@ -366,15 +366,7 @@ def _tagged(items: list[WorkItem], columns: Any) -> dict[str, list[Any]]:
 
 
 REQUEST_COLUMN = "TriageRequest"
-_REQUEST_TABLES = (
-    "otel_traces",
-    "otel_logs",
-    "otel_metrics_gauge",
-    "otel_metrics_sum",
-    "otel_metrics_histogram",
-    "otel_metrics_exponential_histogram",
-    "otel_metrics_summary",
-)
+_REQUEST_TABLES = ("otel_traces", "otel_logs", *(table for table, _ in flatten.METRIC_TABLES.values()))
 _STORED = (
     "SELECT TriageRequest, count() FROM {table} WHERE TriageRequest IN {{ids:Array(UInt64)}} GROUP BY TriageRequest"
 )

@@ -3,7 +3,7 @@ or the dashboards' session cookie) and checked against the scope its method and 
 
 - `ingest`: POST /api/v1/logs/raw, POST /api/v1/queues/samples (and the OTLP port's endpoints);
 - `read`: every GET, and the dashboards (whose callbacks are POSTs);
-- `admin`: every other write (silences, alert rules, replays).
+- `admin`: every other write (silences, alert rules, replays), and reading the audit log.
 
 The dashboards sign in at /dashboards/login: the key is posted once, in a form, and exchanged for a
 session cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) that names the user, not the key.
@@ -24,11 +24,14 @@ SESSION_COOKIE = "triage_session"
 LOGIN_PATH = "/dashboards/login"
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc", LOGIN_PATH)
 INGEST_PATHS = ("/api/v1/logs/raw", "/api/v1/queues/samples")
+ADMIN_READS = ("/api/v1/audit",)
 
 
 def required_scope(method: str, path: str) -> str:
     if method == "POST" and path in INGEST_PATHS:
         return "ingest"
+    if path in ADMIN_READS:
+        return "admin"
     if method in ("GET", "HEAD", "OPTIONS") or path.startswith("/dashboards"):
         return "read"
     return "admin"
