@@ -36,7 +36,19 @@ def dash_app() -> Dash:
         return _app
 
 
+def _callback_context_in_this_thread() -> None:
+    """Dash 4.4.1 reads its callback-context variable in register_page, but sets it only in the thread
+    that imported dash: a server started from any other thread (tests, an embedding host) fails with
+    LookupError. Give this thread the empty context that the import gives the first one."""
+    from dash import _callback_context
+
+    variable = getattr(_callback_context, "context_value", None)
+    if variable is not None and variable.get(None) is None:
+        variable.set({})
+
+
 def _build() -> Dash:
+    _callback_context_in_this_thread()
     app = Dash(
         __name__,
         use_pages=True,
