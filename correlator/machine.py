@@ -7,12 +7,12 @@ gets back its state, current step, due time and cause, in the vocabulary of tria
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from triage.settings import Step, Workflow
-from triage.vocabulary import CauseKind, State
+from triage.vocabulary import CauseKind, QueueStatus, State
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Event:
     message_id: str
     facility: str
     value: float
+    # The attributes a workflow's `when:` conditions name, as this event's span or log record held them.
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,26 @@ class Context:
     min_errors: int = 3
 
 
-def _due(workflow: Workflow, current: str, last_at: datetime, criticality: str) -> tuple[Step | None, datetime | None]:
-    candidates = workflow.next_steps(current)
-    if not candidates:
+def _due(frontier: list[Step], last_at: datetime, criticality: str) -> tuple[Step | None, datetime | None]:
+    """The step the transaction waits for and when it is overdue. Between alternatives (a gateway) it is
+    late only when it is late for every way it may go: the longest SLA counts, and none if one has none."""
+    if not frontier:
         return None, None
-    tiers = [s.sla.for_criticality(criticality) for s in candidates if s.sla is not None]
-    slas = [v for v in tiers if v is not None]
-    due = last_at + timedelta(seconds=min(slas)) if slas else None
-    required = next((s for s in candidates if not s.optional), candidates[-1])
-    return required, due
+    slas = [s.sla.for_criticality(criticality) if s.sla else None for s in frontier]
+    if any(v is None for v in slas):
+        return next(s for s, v in zip(frontier, slas, strict=True) if v is None), None
+    longest = max(v for v in slas if v is not None)
+    step = next(s for s, v in zip(frontier, slas, strict=True) if v == longest)
+    return step, last_at + timedelta(seconds=longest)
+
+
+def attributes_held(events: Sequence[Event]) -> dict[str, set[str]]:
+    """Every value each condition attribute took on any of the transaction's events."""
+    held: dict[str, set[str]] = {}
+    for e in events:
+        for name, value in e.attributes.items():
+            held.setdefault(name, set()).add(value)
+    return held
 
 
 def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdict:
@@ -108,13 +121,15 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
     started = ordered[0].at
     facility = next((e.facility for e in ordered if e.facility), "")
     value = max((e.value for e in ordered), default=0.0)
+    held = attributes_held(ordered)
     last = progress[-1] if progress else None
     current = last.step if last else ""
     last_at = last.at if last else started
     updated = ordered[-1].at
-    if last is not None and current in workflow.terminal:
+    frontier = workflow.frontier(current, lambda step: step.applies(value, held))
+    if last is not None and (current in workflow.terminal or _ends_here(workflow, current, frontier)):
         return Verdict(State.COMPLETED, current, "", started, updated, None, facility, value, None)
-    next_step, due = _due(workflow, current, last_at, ctx.criticality)
+    next_step, due = _due(frontier, last_at, ctx.criticality)
     after = [e for e in ordered if e.at >= last_at and e is not last]
     verdict = Verdict(
         State.IN_PROGRESS,
@@ -134,7 +149,9 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
         return verdict
     if due is None or ctx.now <= due:
         return verdict
-    cause = _pending_message(after, ctx) or _unhealthy_next(next_step, ctx)
+    # The step's own event counts as sent: a step recognised by its producer span is a message handed on.
+    sent = [last, *after] if last is not None else after
+    cause = _pending_message(sent, ctx) or _unhealthy_next(frontier, ctx)
     if cause is not None:
         verdict.state, verdict.cause = State.BLOCKED, cause
     elif next_step is not None and next_step.human:
@@ -155,6 +172,12 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
             due,
         )
     return verdict
+
+
+def _ends_here(workflow: Workflow, current: str, frontier: list[Step]) -> bool:
+    """Nothing is required after `current` and a terminal step lies beyond it, skipped (optional or not
+    applying to this transaction): the flow is done."""
+    return not frontier and any(s.name in workflow.terminal for s in workflow.next_steps(current))
 
 
 def _failure(after: list[Event]) -> Cause | None:
@@ -194,16 +217,18 @@ def _own_errors(after: list[Event]) -> Cause | None:
     return None
 
 
-def _pending_message(after: list[Event], ctx: Context) -> Cause | None:
-    """A message the transaction sent after its last progress that no consumer has taken yet."""
-    consumed = {e.message_id for e in after if e.span_kind == "Consumer" and e.message_id}
-    consumed_dest = {e.destination for e in after if e.span_kind == "Consumer" and not e.message_id}
-    for e in reversed(after):
+def _pending_message(sent: list[Event], ctx: Context) -> Cause | None:
+    """A message the transaction sent since its last progress that no consumer has taken yet."""
+    consumed = {e.message_id for e in sent if e.span_kind == "Consumer" and e.message_id}
+    consumed_dest = {e.destination for e in sent if e.span_kind == "Consumer" and not e.message_id}
+    for e in reversed(sent):
         if e.span_kind != "Producer" or not e.destination:
             continue
         if (e.message_id and e.message_id in consumed) or (not e.message_id and e.destination in consumed_dest):
             continue
         queue = ctx.queues.get(e.destination)
+        if queue is not None and queue.backlog == 0 and queue.status == QueueStatus.OK:
+            continue  # an empty, healthy queue holds no message: it was taken by a consumer we do not see
         evidence: dict[str, object] = {
             "trace_ids": [e.trace_id],
             "message_id": e.message_id,
@@ -219,22 +244,24 @@ def _pending_message(after: list[Event], ctx: Context) -> Cause | None:
     return None
 
 
-def _unhealthy_next(step: Step | None, ctx: Context) -> Cause | None:
-    if step is None or not step.match.service:
-        return None
-    health = ctx.health.get(step.match.service)
-    if health is None or not health.unhealthy(ctx.error_rate, ctx.min_errors):
-        return None
-    share = 100 * health.errors / max(health.calls, 1)
-    since = health.first_error
-    detail = f"{step.match.service} fails {share:.0f}% of calls ({health.last_detail})"
-    return Cause(
-        CauseKind.DEPENDENCY_ERROR,
-        step.match.service,
-        detail,
-        since,
-        {"errors": health.errors, "calls": health.calls},
-    )
+def _unhealthy_next(frontier: list[Step], ctx: Context) -> Cause | None:
+    """The first service among the steps the transaction waits for that fails too often."""
+    for step in frontier:
+        if not step.match.service:
+            continue
+        health = ctx.health.get(step.match.service)
+        if health is None or not health.unhealthy(ctx.error_rate, ctx.min_errors):
+            continue
+        share = 100 * health.errors / max(health.calls, 1)
+        detail = f"{step.match.service} fails {share:.0f}% of calls ({health.last_detail})"
+        return Cause(
+            CauseKind.DEPENDENCY_ERROR,
+            step.match.service,
+            detail,
+            health.first_error,
+            {"errors": health.errors, "calls": health.calls},
+        )
+    return None
 
 
 def _human(delta: timedelta) -> str:

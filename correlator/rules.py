@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from triage.settings import StepMatch, Workflow
+from triage.settings import KeyFormat, StepMatch, Workflow
 
 _KINDS = {
     "internal": "Internal",
@@ -32,25 +32,90 @@ class Params:
         return f"{{{name}:{type_}}}"
 
 
-def span_key_expr(workflow: Workflow, params: Params, attrs: str = "SpanAttributes") -> str:
-    """The first non-empty key attribute of a span, in the workflow's order, else ''."""
+def _split_expr(fmt: KeyFormat, params: Params, value: str) -> str:
+    """The keys one attribute value lists: a JSON array (an OTLP ArrayValue as stored), else the value
+    split on the workflow's separators (KeyFormat.split_keys in Python)."""
+    if not fmt.split:
+        return f"[{value}]"
+    listed = f"arrayMap(x -> if(startsWith(x, '\"'), JSONExtractString(x), x), JSONExtractArrayRaw({value}))"
+    return (
+        f"if(startsWith({value}, '[') AND isValidJSON({value}) AND JSONType({value}) = 'Array', {listed}, "
+        f"splitByRegexp({params.add(fmt.split)}, {value}))"
+    )
+
+
+def canonical_keys_expr(fmt: KeyFormat, params: Params, keys: str) -> str:
+    """The Array(String) `keys` in the workflow's canonical form, without empties or repeats (the same
+    as KeyFormat.canonical in Python, which the API uses on a key given in a URL)."""
+    x = "trimBoth(x)"
+    if fmt.case == "upper":
+        x = f"upperUTF8({x})"
+    elif fmt.case == "lower":
+        x = f"lowerUTF8({x})"
+    out = f"arrayMap(x -> {x}, {keys})"
+    if fmt.strip_prefixes:
+        branches = []
+        for prefix in fmt.strip_prefixes:
+            cased = prefix.upper() if fmt.case == "upper" else prefix.lower() if fmt.case == "lower" else prefix
+            if cased:
+                ref = params.add(cased)
+                branches.append(f"startsWith(x, {ref}), trimBoth(substringUTF8(x, lengthUTF8({ref}) + 1))")
+        if branches:
+            out = f"arrayMap(x -> multiIf({', '.join(branches)}, x), {out})"
+    if fmt.strip_leading_zeros:
+        out = f"arrayMap(x -> replaceRegexpOne(x, '^0+(.)', '\\\\1'), {out})"
+    if fmt.pad_to is not None:
+        width = params.add(fmt.pad_to, "UInt16")
+        out = f"arrayMap(x -> if(x != '' AND lengthUTF8(x) < {width}, leftPadUTF8(x, {width}, '0'), x), {out})"
+    return f"arrayDistinct(arrayFilter(x -> x != '', {out}))"
+
+
+def _first_attribute(keys: list[str], params: Params, attrs: str) -> str:
     branches = []
-    for key in workflow.keys:
+    for key in keys:
         ref = f"{attrs}[{params.add(key)}]"
         branches.append(f"{ref} != '', {ref}")
     return f"multiIf({', '.join(branches)}, '')" if branches else "''"
 
 
-def log_key_expr(workflow: Workflow, params: Params) -> str:
-    """A log's key: a key attribute, else the first key pattern's capture in the body, else ''."""
+def span_keys_expr(workflow: Workflow, params: Params, attrs: str = "SpanAttributes") -> str:
+    """Every key a span names, canonical: from the first non-empty key attribute in the workflow's order
+    (one key, a list of them, or an array), else none."""
+    value = _first_attribute(workflow.keys, params, attrs)
+    fmt = workflow.key_format
+    return canonical_keys_expr(fmt, params, _split_expr(fmt, params, value))
+
+
+def log_keys_expr(workflow: Workflow, params: Params, attrs: str = "LogAttributes", body: str = "Body") -> str:
+    """Every key a log record names, canonical: from a key attribute, else every match of every key
+    pattern in its body."""
+    fmt = workflow.key_format
+    value = _first_attribute(workflow.keys, params, attrs)
+    found = [f"extractAll({body}, {params.add(pattern)})" for pattern in workflow.key_patterns]
+    from_body = f"arrayConcat({', '.join(found)})" if len(found) > 1 else (found[0] if found else "[]")
+    raw = f"if({value} != '', {_split_expr(fmt, params, value)}, {from_body})" if workflow.keys else from_body
+    return canonical_keys_expr(fmt, params, f"CAST({raw}, 'Array(String)')")
+
+
+def own_keys_expr(workflows: list[Workflow], params: Params, kind: str) -> str:
+    """Per joined row (its Workflow column), the keys the row itself names; [] when it names none."""
     branches = []
-    for key in workflow.keys:
-        ref = f"LogAttributes[{params.add(key)}]"
-        branches.append(f"{ref} != '', {ref}")
-    for pattern in workflow.key_patterns:
-        extracted = f"extract(Body, {params.add(pattern)})"
-        branches.append(f"{extracted} != '', {extracted}")
-    return f"multiIf({', '.join(branches)}, '')" if branches else "''"
+    for workflow in workflows:
+        keys = (
+            span_keys_expr(workflow, params, "s.SpanAttributes")
+            if kind == "span"
+            else log_keys_expr(workflow, params, "l.LogAttributes", "l.Body")
+        )
+        branches.append(f"k.Workflow = {params.add(workflow.name)}, {keys}")
+    return f"multiIf({', '.join(branches)}, CAST([], 'Array(String)'))" if branches else "CAST([], 'Array(String)')"
+
+
+def condition_attributes_expr(workflows: list[Workflow], params: Params, attrs: str) -> str:
+    """The attributes that `when:` conditions name, from a row's attribute map (Map(String, String))."""
+    names = sorted({n for w in workflows for s in w.steps if s.when for n in s.when.attributes})
+    if not names:
+        return "CAST(map(), 'Map(String, String)')"
+    return f"mapFilter((n, v) -> has({params.add(names, 'Array(String)')}, n), {attrs})"
 
 
 def span_match_expr(match: StepMatch, params: Params) -> str | None:

@@ -16,9 +16,11 @@ from typing import Any
 from correlator.rules import (
     Params,
     attribute_expr,
+    condition_attributes_expr,
     failure_expr,
-    log_key_expr,
-    span_key_expr,
+    log_keys_expr,
+    own_keys_expr,
+    span_keys_expr,
     step_expr,
 )
 from triage.settings import Settings, Workflow
@@ -47,7 +49,7 @@ _MID = "SpanAttributes['messaging.message.id']"
 
 EVENT_COLUMNS = (
     "Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanId, SpanKind, Status, Failure, "
-    "Detail, Peer, Destination, MessageId, Facility, Value"
+    "Detail, Peer, Destination, MessageId, Facility, Value, Attributes"
 )
 
 _TOUCH_SPANS = f"INSERT INTO correlator_touched SELECT DISTINCT TraceId FROM otel_traces WHERE {_SPAN_WINDOW}"
@@ -141,28 +143,32 @@ class Stitcher:
         return int(self.store.command("SELECT count() FROM business_events"))
 
     def _keys_from_spans(self, workflow: Workflow, window: dict[str, datetime]) -> None:
+        """Every key a span of the window names joins its trace (a batch span joins it to many)."""
         name = workflow.name
         params = Params()
-        key = span_key_expr(workflow, params)
+        keys = span_keys_expr(workflow, params)
         wf = params.add(name)
         sql = f"""
         INSERT INTO trace_keys (TraceId, Workflow, Key, Via, FirstSeen)
         SELECT TraceId, {wf}, k, 'attribute', min(Timestamp)
-        FROM (SELECT TraceId, Timestamp, {key} AS k FROM otel_traces WHERE {_SPAN_WINDOW})
-        WHERE k != '' GROUP BY TraceId, k
+        FROM (SELECT TraceId, Timestamp, {keys} AS ks FROM otel_traces WHERE {_SPAN_WINDOW} AND notEmpty(ks))
+        ARRAY JOIN ks AS k
+        GROUP BY TraceId, k
         """
         self.store.command(sql, {**params.values, **window})
 
     def _keys_from_logs(self, workflow: Workflow, window: dict[str, datetime]) -> None:
         name = workflow.name
         params = Params()
-        key = log_key_expr(workflow, params)
+        keys = log_keys_expr(workflow, params)
         wf = params.add(name)
         sql = f"""
         INSERT INTO trace_keys (TraceId, Workflow, Key, Via, FirstSeen)
         SELECT TraceId, {wf}, k, 'log', min(Timestamp)
-        FROM (SELECT TraceId, Timestamp, {key} AS k FROM otel_logs WHERE {_SPAN_WINDOW} AND TraceId != '')
-        WHERE k != '' GROUP BY TraceId, k
+        FROM (SELECT TraceId, Timestamp, {keys} AS ks FROM otel_logs
+              WHERE {_SPAN_WINDOW} AND TraceId != '' AND notEmpty(ks))
+        ARRAY JOIN ks AS k
+        GROUP BY TraceId, k
         """
         self.store.command(sql, {**params.values, **window})
 
@@ -172,51 +178,63 @@ class Stitcher:
         failure = failure_expr(self.workflows, params, "span", self.settings.correlation.transformation_patterns)
         facility = attribute_expr(self.workflows, params, "facility", "SpanAttributes")
         value = attribute_expr(self.workflows, params, "value", "SpanAttributes")
+        held = condition_attributes_expr(self.workflows, params, "SpanAttributes")
+        # A span that names keys itself belongs to those transactions only, not to every key of its
+        # trace: the item spans of a batch trace each move their own transaction.
+        own = own_keys_expr(self.workflows, params, "span")
         sql = f"""
         INSERT INTO business_events ({EVENT_COLUMNS})
         SELECT Workflow, Key, concat(SpanId, '/', step), step, Timestamp, 'span', ServiceName, TraceId, SpanId,
-               SpanKind, status, failure, detail, peer, dest, mid, facility, value
+               SpanKind, status, failure, detail, peer, dest, mid, facility, value, {held}
         FROM (
             SELECT k.Workflow AS Workflow, k.Key AS Key, s.SpanId AS SpanId, s.Timestamp AS Timestamp,
                    s.ServiceName AS ServiceName, s.TraceId AS TraceId, s.SpanKind AS SpanKind,
                    s.SpanName AS SpanName, s.SpanAttributes AS SpanAttributes, s.StatusCode AS StatusCode,
-                   s.StatusMessage AS StatusMessage
+                   s.StatusMessage AS StatusMessage, {own} AS own
             FROM otel_traces AS s INNER JOIN {_KEYS_OF_TOUCHED} AS k ON s.TraceId = k.TraceId
             WHERE s.TraceId IN {_TOUCHED} AND s.Timestamp >= {{since:DateTime64(9)}}
         )
         ARRAY JOIN [{step}] AS step, [if({_ERROR}, 'error', 'ok')] AS status, [{failure}] AS failure,
                    [{_DETAIL}] AS detail, [{_PEER}] AS peer, [{_DEST}] AS dest, [{_MID}] AS mid,
                    [{facility}] AS facility, [toFloat64OrZero({value})] AS value
-        WHERE step != '' OR status = 'error' OR failure = 1
-           OR (dest != '' AND SpanKind IN ('Producer', 'Consumer'))
-           OR (SpanKind = 'Client' AND peer != '')
+        WHERE (empty(own) OR has(own, Key))
+          AND (step != '' OR status = 'error' OR failure = 1
+               OR (dest != '' AND SpanKind IN ('Producer', 'Consumer'))
+               OR (SpanKind = 'Client' AND peer != ''))
         """
         self.store.command(sql, {**params.values, "since": since})
 
     def _log_events(self, window: dict[str, datetime], since: datetime) -> None:
         params = Params()
+        own = own_keys_expr(self.workflows, params, "log")
         keyed = [
             f"""
-            SELECT k.Workflow AS Workflow, k.Key AS Key, l.Timestamp AS Timestamp, l.TraceId AS TraceId,
-                   l.SpanId AS SpanId, l.ServiceName AS ServiceName, l.Body AS Body,
-                   l.SeverityNumber AS SeverityNumber, l.LogAttributes AS LogAttributes
-            FROM otel_logs AS l INNER JOIN {_KEYS_OF_TOUCHED} AS k ON l.TraceId = k.TraceId
-            WHERE l.TraceId IN {_TOUCHED} AND l.Timestamp >= {{since:DateTime64(9)}}
+            SELECT Workflow, Key, Timestamp, TraceId, SpanId, ServiceName, Body, SeverityNumber, LogAttributes
+            FROM (
+                SELECT k.Workflow AS Workflow, k.Key AS Key, l.Timestamp AS Timestamp, l.TraceId AS TraceId,
+                       l.SpanId AS SpanId, l.ServiceName AS ServiceName, l.Body AS Body,
+                       l.SeverityNumber AS SeverityNumber, l.LogAttributes AS LogAttributes, {own} AS own
+                FROM otel_logs AS l INNER JOIN {_KEYS_OF_TOUCHED} AS k ON l.TraceId = k.TraceId
+                WHERE l.TraceId IN {_TOUCHED} AND l.Timestamp >= {{since:DateTime64(9)}}
+            )
+            WHERE empty(own) OR has(own, Key)
         """
         ]
         for workflow in self.workflows:
             if not (workflow.key_patterns or workflow.keys):
                 continue
-            key = log_key_expr(workflow, params)
+            keys = log_keys_expr(workflow, params)
             keyed.append(f"""
-            SELECT {params.add(workflow.name)} AS Workflow, {key} AS Key, Timestamp, TraceId, SpanId, ServiceName,
+            SELECT {params.add(workflow.name)} AS Workflow, Key, Timestamp, TraceId, SpanId, ServiceName,
                    Body, SeverityNumber, LogAttributes
-            FROM otel_logs WHERE {_SPAN_WINDOW} AND Key != ''
+            FROM (SELECT *, {keys} AS ks FROM otel_logs WHERE {_SPAN_WINDOW} AND notEmpty(ks))
+            ARRAY JOIN ks AS Key
             """)
         step = step_expr(self.workflows, params, "log")
         failure = failure_expr(self.workflows, params, "log", self.settings.correlation.transformation_patterns)
         facility = attribute_expr(self.workflows, params, "facility", "LogAttributes")
         value = attribute_expr(self.workflows, params, "value", "LogAttributes")
+        held = condition_attributes_expr(self.workflows, params, "LogAttributes")
         component = (
             "multiIf(LogAttributes['channel'] != '', LogAttributes['channel'], LogAttributes['flow'] != '', "
             "LogAttributes['flow'], ServiceName)"
@@ -225,7 +243,7 @@ class Stitcher:
         INSERT INTO business_events ({EVENT_COLUMNS})
         SELECT Workflow, Key, concat('log:', toString(cityHash64(Timestamp, Body, ServiceName)), '/', step), step,
                Timestamp, 'log', {component}, TraceId, SpanId, '', status, failure, substring(Body, 1, 500), '', '',
-               LogAttributes['messaging.message.id'], facility, value
+               LogAttributes['messaging.message.id'], facility, value, {held}
         FROM ({" UNION ALL ".join(keyed)})
         ARRAY JOIN [{step}] AS step, [if(SeverityNumber >= 17, 'error', 'ok')] AS status, [{failure}] AS failure,
                    [{facility}] AS facility, [toFloat64OrZero({value})] AS value

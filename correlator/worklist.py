@@ -32,7 +32,7 @@ SELECT DISTINCT Workflow, Key FROM business_events WHERE At >= {start:DateTime64
 """
 _EVENTS = """
 SELECT Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer,
-       Destination, MessageId, Facility, Value
+       Destination, MessageId, Facility, Value, Attributes
 FROM business_events
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 ORDER BY Workflow, Key, At
@@ -57,6 +57,7 @@ _EVENT_FIELDS = {
     "MessageId": "message_id",
     "Facility": "facility",
     "Value": "value",
+    "Attributes": "attributes",
 }
 
 

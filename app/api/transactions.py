@@ -91,8 +91,13 @@ def list_transactions(
     response_model=TransactionDetail,
     responses={404: {"description": "no such transaction"}},
 )
-def get_transaction(store: Annotated[Store, Depends(get_store)], workflow: str, key: str) -> TransactionDetail:
-    """One transaction with its timeline (step, at, service, trace_id, status) and its causes."""
+def get_transaction(runtime: Annotated[Runtime, Depends(get_runtime)], workflow: str, key: str) -> TransactionDetail:
+    """One transaction with its timeline (step, at, service, trace_id, status) and its causes. The key
+    may be given in any spelling the workflow's `key_format` folds into its canonical form."""
+    store = runtime.store
+    definition = next((w for w in runtime.settings.workflows if w.name == workflow), None)
+    if definition is not None:
+        key = definition.key_format.canonical(key) or key
     found = readmodel.get_transaction(store, workflow, key)
     if found is None:
         raise HTTPException(404, f"no {workflow} transaction with key {key!r}")

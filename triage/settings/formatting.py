@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from triage.settings.schema import FLOW_TAGS
+
 
 def field_path(loc: tuple[Any, ...], data: Any) -> str:
     """workflows[0].steps[1].sla, with the workflow/step name where there is one."""
@@ -19,6 +21,8 @@ def field_path(loc: tuple[Any, ...], data: Any) -> str:
                 name = f" ({label})" if label else ""
             parts[-1] = f"{parts[-1]}[{item}]{name}" if parts else f"[{item}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
+        elif item in FLOW_TAGS and isinstance(node, dict) and item not in node:
+            continue  # the name pydantic gives a member of the steps' union, not a field the user wrote
         else:
             parts.append(str(item))
             node = node.get(item) if isinstance(node, dict) else None

@@ -7,13 +7,15 @@ written and validated by that part where the assembly loads the configuration.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from triage.durations import Duration
 from triage.settings.types import Model, Regex, SqlRegex, check_regex
@@ -60,23 +62,130 @@ class Sla(Model):
         return None
 
 
+class When(Model):
+    """When a conditional step applies: every condition given must hold for the transaction."""
+
+    min_value: float | None = None  # the transaction's value (its `value` attribute) at or above this
+    attributes: dict[str, str] = Field(default_factory=dict)  # held by any event of the transaction
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> When:
+        if self.min_value is None and not self.attributes:
+            raise ValueError("when needs min_value, attributes or both, e.g. {min_value: 250000}")
+        return self
+
+    def holds(self, value: float, attributes: Mapping[str, Collection[str]]) -> bool:
+        """Whether a transaction of `value` whose events hold `attributes` (name → values seen) meets it."""
+        if self.min_value is not None and value < self.min_value:
+            return False
+        return all(want in attributes.get(name, ()) for name, want in self.attributes.items())
+
+
 class Step(Model):
     name: str
     match: StepMatch
     human: bool = False
     optional: bool = False
+    when: When | None = None
     sla: Sla | None = None
     failure: StepMatch | None = None
+
+    def applies(self, value: float, attributes: Mapping[str, Collection[str]]) -> bool:
+        """Whether the step exists for a transaction (a conditional step only when its `when` holds)."""
+        return self.when is None or self.when.holds(value, attributes)
+
+
+class OneOf(Model):
+    """An exclusive gateway: the transaction takes exactly one of the branches, any of which satisfies
+    the flow. A branch is one step or a list of steps in order."""
+
+    branches: list[list[Step]] = Field(alias="one_of", min_length=2)
+
+    @field_validator("branches", mode="before")
+    @classmethod
+    def _branch_lists(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [b if isinstance(b, list) else [b] for b in value]
+        return value
+
+    @field_validator("branches")
+    @classmethod
+    def _no_empty_branch(cls, branches: list[list[Step]]) -> list[list[Step]]:
+        if any(not b for b in branches):
+            raise ValueError("every branch of one_of needs at least one step")
+        return branches
+
+
+def _flow_item(value: Any) -> str:
+    if isinstance(value, dict):
+        return "one_of" if "one_of" in value else "step"
+    return "one_of" if isinstance(value, OneOf) else "step"
+
+
+FlowItem = Annotated[
+    Annotated[Step, Tag("step")] | Annotated[OneOf, Tag("one_of")],
+    Discriminator(_flow_item),
+]
+FLOW_TAGS = ("step", "one_of")  # how pydantic names the union's members in an error's location
+
+
+class KeyFormat(Model):
+    """How a workflow's keys are written in canonical form, so that every system's spelling is one key."""
+
+    strip_prefixes: list[str] = Field(default_factory=list)  # the first that starts the key is removed
+    strip_leading_zeros: bool = False
+    pad_to: int | None = Field(default=None, ge=1, le=64)  # left-pad with zeros to this many characters
+    case: Literal["keep", "upper", "lower"] = "keep"
+    # One attribute value may list many keys (a batch): split on this; "" keeps every value whole.
+    split: SqlRegex = r"[,;\s]+"
+
+    def canonical(self, key: str) -> str:
+        """`key` in canonical form (the same as correlator.rules.normalized_keys_expr computes in SQL)."""
+        k = key.strip()
+        if self.case == "upper":
+            k = k.upper()
+        elif self.case == "lower":
+            k = k.lower()
+        for prefix in self.strip_prefixes:
+            p = prefix.upper() if self.case == "upper" else prefix.lower() if self.case == "lower" else prefix
+            if p and k.startswith(p):
+                k = k[len(p) :].strip()
+                break
+        if self.strip_leading_zeros and len(k) > 1:
+            k = k.lstrip("0") or "0"
+        if self.pad_to is not None and k and len(k) < self.pad_to:
+            k = k.rjust(self.pad_to, "0")
+        return k
+
+    def split_keys(self, value: str) -> list[str]:
+        """Every key one attribute value names, canonical, in order, each once."""
+        if value.startswith("["):
+            try:
+                listed = json.loads(value)
+            except ValueError:
+                listed = None
+            if isinstance(listed, list):
+                parts = [v if isinstance(v, str) else json.dumps(v) for v in listed]
+                return _unique(self.canonical(p) for p in parts)
+        parts = re.split(self.split, value) if self.split else [value]
+        return _unique(self.canonical(p) for p in parts)
+
+
+def _unique(keys: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(k for k in keys if k))
 
 
 class Workflow(Model):
     name: str
     keys: list[str]
     key_patterns: list[SqlRegex] = Field(default_factory=list)
+    key_format: KeyFormat = Field(default_factory=KeyFormat)
     facility: str | None = None
     value: str | None = None
-    steps: list[Step]
+    flow: list[FlowItem] = Field(alias="steps")
     terminal: list[str] = Field(default_factory=list)
+    _steps: list[Step] = PrivateAttr(default_factory=list)
+    _successors: dict[str, list[Step]] = PrivateAttr(default_factory=dict)
 
     @field_validator("key_patterns")
     @classmethod
@@ -86,30 +195,87 @@ class Workflow(Model):
                 raise ValueError(f"key pattern {pattern!r} must have at most one capture group (the key)")
         return patterns
 
+    @property
+    def steps(self) -> list[Step]:
+        """Every step, alternatives included, in the order written."""
+        return self._steps
+
+    def step(self, name: str) -> Step | None:
+        return next((s for s in self._steps if s.name == name), None)
+
+    def successors(self, current: str) -> list[Step]:
+        """The steps that may directly follow `current` ("" before the first): one, or one per branch."""
+        return self._successors.get(current, [])
+
+    def frontier(self, current: str, applies: Callable[[Step], bool] = lambda s: True) -> list[Step]:
+        """The required steps the transaction may reach next from `current`: past optional steps and past
+        conditional steps that do not apply (`applies` says which do), one per branch of a gateway."""
+        found: list[Step] = []
+        seen: set[str] = set()
+        todo = list(self.successors(current))
+        while todo:
+            step = todo.pop(0)
+            if step.name in seen:
+                continue
+            seen.add(step.name)
+            if step.optional or not applies(step):
+                todo.extend(self.successors(step.name))
+            else:
+                found.append(step)
+        return found
+
     def next_steps(self, current: str) -> list[Step]:
-        """The steps that may come after `current` (none yet: ""): up to and including the first required one."""
-        names = [s.name for s in self.steps]
-        start = names.index(current) + 1 if current in names else 0
-        candidates: list[Step] = []
-        for step in self.steps[start:]:
-            candidates.append(step)
-            if not step.optional:
-                break
-        return candidates
+        """The steps that may come after `current`: the frontier and the optional steps on the way to it."""
+        out: list[Step] = []
+        todo = list(self.successors(current))
+        while todo:
+            step = todo.pop(0)
+            if step in out:
+                continue
+            out.append(step)
+            if step.optional or step.when is not None:
+                todo.extend(self.successors(step.name))
+        return out
 
     @model_validator(mode="after")
     def _steps_consistent(self) -> Workflow:
         if not self.keys and not self.key_patterns:
             raise ValueError("a workflow needs keys (attribute names) or key_patterns")
-        if not self.steps:
+        if not self.flow:
             raise ValueError("a workflow needs at least one step")
-        names = [s.name for s in self.steps]
+        self._build()
+        names = [s.name for s in self._steps]
         if len(set(names)) != len(names):
             raise ValueError(f"step names must be unique, got {names}")
         for terminal in self.terminal:
             if terminal not in names:
                 raise ValueError(f"terminal step {terminal!r} is not one of the steps {names}")
         return self
+
+    def _build(self) -> None:
+        """The flat step list and the successor graph of the flow as written."""
+        steps: list[Step] = []
+        successors: dict[str, list[Step]] = {}
+        tails = [""]
+
+        def chain(after: list[str], step: Step) -> list[str]:
+            steps.append(step)
+            for tail in after:
+                successors.setdefault(tail, []).append(step)
+            return [step.name]
+
+        for item in self.flow:
+            if isinstance(item, Step):
+                tails = chain(tails, item)
+                continue
+            ends: list[str] = []
+            for branch in item.branches:
+                inner = tails
+                for step in branch:
+                    inner = chain(inner, step)
+                ends.extend(inner)
+            tails = ends
+        self._steps, self._successors = steps, successors
 
 
 class Queue(Model):
