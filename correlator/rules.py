@@ -47,7 +47,7 @@ def _split_expr(fmt: KeyFormat, params: Params, value: str) -> str:
 def canonical_keys_expr(fmt: KeyFormat, params: Params, keys: str) -> str:
     """The Array(String) `keys` in the workflow's canonical form, without empties or repeats (the same
     as KeyFormat.canonical in Python, which the API uses on a key given in a URL)."""
-    x = "trimBoth(x)"
+    x = "trimBoth(x, ' \\t\\n\\r\\f\\v')"
     if fmt.case == "upper":
         x = f"upperUTF8({x})"
     elif fmt.case == "lower":
@@ -59,7 +59,9 @@ def canonical_keys_expr(fmt: KeyFormat, params: Params, keys: str) -> str:
             cased = prefix.upper() if fmt.case == "upper" else prefix.lower() if fmt.case == "lower" else prefix
             if cased:
                 ref = params.add(cased)
-                branches.append(f"startsWith(x, {ref}), trimBoth(substringUTF8(x, lengthUTF8({ref}) + 1))")
+                branches.append(
+                    f"startsWith(x, {ref}), trimBoth(substringUTF8(x, lengthUTF8({ref}) + 1), ' \\t\\n\\r\\f\\v')"
+                )
         if branches:
             out = f"arrayMap(x -> multiIf({', '.join(branches)}, x), {out})"
     if fmt.strip_leading_zeros:

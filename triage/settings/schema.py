@@ -129,6 +129,9 @@ FlowItem = Annotated[
 FLOW_TAGS = ("step", "one_of")  # how pydantic names the union's members in an error's location
 
 
+_BLANK = " \t\n\r\f\v"  # what a key is trimmed of, in Python and in SQL alike
+
+
 class KeyFormat(Model):
     """How a workflow's keys are written in canonical form, so that every system's spelling is one key."""
 
@@ -141,7 +144,7 @@ class KeyFormat(Model):
 
     def canonical(self, key: str) -> str:
         """`key` in canonical form (the same as correlator.rules.normalized_keys_expr computes in SQL)."""
-        k = key.strip()
+        k = key.strip(_BLANK)
         if self.case == "upper":
             k = k.upper()
         elif self.case == "lower":
@@ -149,7 +152,7 @@ class KeyFormat(Model):
         for prefix in self.strip_prefixes:
             p = prefix.upper() if self.case == "upper" else prefix.lower() if self.case == "lower" else prefix
             if p and k.startswith(p):
-                k = k[len(p) :].strip()
+                k = k[len(p) :].strip(_BLANK)
                 break
         if self.strip_leading_zeros and len(k) > 1:
             k = k.lstrip("0") or "0"
