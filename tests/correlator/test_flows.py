@@ -227,3 +227,15 @@ def test_sql_and_python_agree_on_canonical_keys(store: Store, fmt: KeyFormat, va
         f"SELECT {canonical_keys_expr(fmt, direct, '[{v:String}]')}", {**direct.values, "v": values[0]}
     ).result_rows[0]
     assert only == ([fmt.canonical(values[0])] if fmt.canonical(values[0]) else [])
+
+
+def test_an_error_inside_a_branch_names_the_branch_and_the_step(tmp_path: Any) -> None:
+    import yaml
+
+    branch = [{"name": "c", "match": {"service": "c"}, "sla": {"normal": "2hours"}}]
+    steps = [{"name": "a", "match": {"service": "a"}}, {"one_of": [{"name": "b", "match": {"service": "b"}}, branch]}]
+    config = tmp_path / "triage.yaml"
+    config.write_text(yaml.safe_dump({"workflows": [{"name": "p2p", "keys": ["po"], "steps": steps}]}))
+    with pytest.raises(ConfigError) as err:
+        load_settings(config, environ={})
+    assert "workflows[0] (p2p).steps[1].one_of[1][0] (c).sla.normal: invalid duration '2hours'" in str(err.value)

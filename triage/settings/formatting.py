@@ -13,7 +13,7 @@ def field_path(loc: tuple[Any, ...], data: Any) -> str:
     """workflows[0].steps[1].sla, with the workflow/step name where there is one."""
     parts: list[str] = []
     node: Any = data
-    for item in loc:
+    for i, item in enumerate(loc):
         if isinstance(item, int):
             name = ""
             if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
@@ -21,7 +21,7 @@ def field_path(loc: tuple[Any, ...], data: Any) -> str:
                 name = f" ({label})" if label else ""
             parts[-1] = f"{parts[-1]}[{item}]{name}" if parts else f"[{item}]"
             node = node[item] if isinstance(node, list) and item < len(node) else None
-        elif item in FLOW_TAGS and isinstance(node, dict) and item not in node:
+        elif item in FLOW_TAGS and isinstance(node, dict) and (item not in node or loc[i + 1 : i + 2] == (item,)):
             continue  # the name pydantic gives a member of the steps' union, not a field the user wrote
         else:
             parts.append(str(item))
