@@ -44,8 +44,21 @@ _DETAIL = (
     "SpanAttributes['http.response.status_code'] != '', concat('HTTP ', SpanAttributes['http.response.status_code']), "
     "SpanAttributes['exception.message'] != '', SpanAttributes['exception.message'], '')"
 )
-_DEST = "SpanAttributes['messaging.destination.name']"
-_MID = "SpanAttributes['messaging.message.id']"
+# Messaging attributes as today's semantic conventions name them, else as older instrumentations do
+# (`messaging.destination`, `messaging.message_id`); RabbitMQ's default exchange names the queue only
+# in the routing key.
+_DEST = (
+    "multiIf(SpanAttributes['messaging.destination.name'] NOT IN ('', 'amq.default'), "
+    "SpanAttributes['messaging.destination.name'], "
+    "SpanAttributes['messaging.destination'] NOT IN ('', 'amq.default'), SpanAttributes['messaging.destination'], "
+    "SpanAttributes['messaging.rabbitmq.destination.routing_key'] != '', "
+    "SpanAttributes['messaging.rabbitmq.destination.routing_key'], "
+    "SpanAttributes['messaging.rabbitmq.routing_key'] != '', SpanAttributes['messaging.rabbitmq.routing_key'], '')"
+)
+_MID = (
+    "if(SpanAttributes['messaging.message.id'] != '', SpanAttributes['messaging.message.id'], "
+    "SpanAttributes['messaging.message_id'])"
+)
 
 EVENT_COLUMNS = (
     "Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanId, SpanKind, Status, Failure, "

@@ -327,3 +327,32 @@ def test_po_to_receipt_estate_matches_ground_truth(estate: tuple[LiveServer, Est
     # The batch span is stored once, however many POs it moved.
     spans = server.store.command("SELECT count() FROM otel_traces WHERE SpanName = 'post receipts'")
     assert int(spans) == 2
+
+
+def test_older_messaging_conventions_and_the_default_exchange(estate: tuple[LiveServer, Estate, Correlator]) -> None:
+    server, e, correlator = estate
+    # 120: an older instrumentation names the topic `messaging.destination` and the id `messaging.message_id`;
+    # the consumer starts its own trace and shares only the message id.
+    e.created(120, 300, 5_000)
+    e.approved(120, 200)
+    e.edi(120, 190)
+    old = {"messaging.destination": "erp.po.out", "messaging.message_id": "m-120", "messaging.system": "kafka"}
+    e.span("erp-integration", "erp.po.out send", 180, SpanKind.PRODUCER, **{"erp.po_number": erp(120), **old})
+    e.span("wms", "erp.po.out receive", 170, SpanKind.CONSUMER, **old)
+    # 121: published to RabbitMQ's default exchange: the queue is only in the routing key; never consumed.
+    e.created(121, 300, 5_000)
+    e.approved(121, 200)
+    e.edi(121, 190)
+    rabbit = {
+        "messaging.system": "rabbitmq",
+        "messaging.destination.name": "amq.default",
+        "messaging.rabbitmq.destination.routing_key": "erp.po.out",
+    }
+    e.span("erp-integration", "publish", 180, SpanKind.PRODUCER, **{"erp.po_number": erp(121), **rabbit})
+    deadline = time.time() + 15
+    while KAFKA_QUEUE not in {q["name"] for q in httpx.get(f"{server.api}/api/v1/queues").json()}:
+        assert time.time() < deadline, "the exporter is scraped"
+        time.sleep(0.2)
+    now = cycle(server, correlator)
+    assert now[erp(120)]["current_step"] == "wms_accepted" and verdict(now[erp(120)]) == ("in_progress", None, None)
+    assert verdict(now[erp(121)]) == ("blocked", "queue_backlog", KAFKA_QUEUE)
