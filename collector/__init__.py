@@ -6,13 +6,16 @@ The small public surface the assembly and the other parts use:
 - `Pipeline(store, ingest)`: the bounded, batching writer; `Receiver(pipeline, redactor)`: validate,
   redact and enqueue decoded OTLP requests; `Redactor`, `load_redaction_key`: PHI redaction;
 - `create_otlp_http_app(receiver, ingest, keys)`, `create_otlp_grpc_server(...)`: the OTLP front doors;
-- `tail_sources(...)`, `ingest_lines`, `split_lines`, `decompress`: integration-engine logs;
+- `tail_sources(...)`, `ingest_lines`, `split_lines`, `decompress`, `find_log_source`,
+  `builtin_log_sources`: integration-engine logs;
 - `run_pollers(store, settings, stop)`, `current_queue_states`, `write_samples`, `QueueSample`,
   `QueueState`, `PUSH_SOURCE`: queue lag.
 """
 
 from __future__ import annotations
 
+from collector.logs import builtin_source_names as builtin_log_sources
+from collector.logs import find_source as find_log_source
 from collector.logs import ingest_lines, split_lines, tail_sources
 from collector.otlp import decompress
 from collector.otlp_grpc import create_otlp_grpc_server
@@ -40,10 +43,12 @@ __all__ = [
     "Redactor",
     "WalError",
     "WriteAheadLog",
+    "builtin_log_sources",
     "create_otlp_grpc_server",
     "create_otlp_http_app",
     "current_queue_states",
     "decompress",
+    "find_log_source",
     "ingest_lines",
     "load_redaction_key",
     "read_body",

@@ -1,4 +1,7 @@
-"""POST /api/v1/logs/raw?source=NAME: raw integration-engine log lines, parsed by the source's profile."""
+"""POST /api/v1/logs/raw?source=NAME: raw integration-engine log lines, parsed by the source's profile.
+
+NAME is a `log_sources` entry or, with none of that name, a built-in profile used as it is.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from app.api.deps import get_runtime
-from collector import decompress, ingest_lines, read_body, split_lines
+from collector import builtin_log_sources, decompress, find_log_source, ingest_lines, read_body, split_lines
 from triage.errors import DecodeError, Overloaded, PayloadTooLarge, UnsupportedMediaType
 from triage.settings import LogSource
 
@@ -27,16 +30,23 @@ class RawLogsAccepted(BaseModel):
 
 
 def _source(request: Request, name: str) -> LogSource:
-    sources = get_runtime(request).settings.log_sources
-    for source in sources:
-        if source.name == name:
-            return source
-    if not sources:
+    configured = get_runtime(request).settings.log_sources
+    source = find_log_source(configured, name)
+    if source is not None:
+        return source
+    names = [s.name for s in configured]
+    builtin = ", ".join(n for n in builtin_log_sources() if n not in names)
+    if not names:
         raise HTTPException(
-            404, f"unknown log source {name!r}: no log sources are configured; add one under log_sources:"
+            404,
+            f"unknown log source {name!r}; built-in sources: {builtin}; no log sources are configured "
+            "(add one under log_sources: in the config)",
         )
-    names = ", ".join(s.name for s in sources)
-    raise HTTPException(404, f"unknown log source {name!r}; configured sources: {names} (log_sources: in the config)")
+    raise HTTPException(
+        404,
+        f"unknown log source {name!r}; configured sources: {', '.join(names)}; built-in sources: {builtin} "
+        "(add others under log_sources: in the config)",
+    )
 
 
 def _text(body: bytes, content_type: str) -> str:
@@ -56,7 +66,7 @@ def _text(body: bytes, content_type: str) -> str:
     response_model=RawLogsAccepted,
     openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
     responses={
-        404: {"description": "no log source of that name is configured"},
+        404: {"description": "no log source of that name is configured or built in"},
         413: {"description": "body over ingest.max_body_bytes"},
         415: {"description": "not text/plain"},
         429: {"description": "write buffer full; retry after Retry-After seconds"},
@@ -65,7 +75,13 @@ def _text(body: bytes, content_type: str) -> str:
 )
 async def post_raw_logs(
     request: Request,
-    source: Annotated[str, Query(description="a `log_sources` name; its profile parses the lines")],
+    source: Annotated[
+        str,
+        Query(
+            description=f"a `log_sources` name, or a built-in profile ({', '.join(builtin_log_sources())}) "
+            "with no entry; its profile parses the lines"
+        ),
+    ],
 ) -> RawLogsAccepted:
     """Newline-separated log lines of one source; each stored as a record, unparseable ones as they are."""
     runtime = get_runtime(request)

@@ -1,5 +1,7 @@
 """Raw integration-engine logs: named profiles parse lines into OTLP log records; files are tailed.
 
+A source is a `log_sources` entry or, with no entry of that name, a built-in profile (`find_source`).
+
 Every record goes through the receiver (validation, PHI redaction, batching) like OTLP logs do.
 """
 
@@ -20,6 +22,7 @@ from collector.logs.records import (
     parse_lines,
     split_lines,
 )
+from collector.logs.sources import builtin_source_names, find_source
 from collector.logs.tail import Tailer
 
 if TYPE_CHECKING:
@@ -34,6 +37,8 @@ __all__ = [
     "LogEntry",
     "ParsedLines",
     "build_request",
+    "builtin_source_names",
+    "find_source",
     "ingest_lines",
     "parse_batch",
     "parse_lines",

@@ -147,3 +147,13 @@ def _compile_cached(
         extract=tuple((rule.source, re.compile(rule.pattern)) for spec in chain for rule in spec.extract),
         fields=fields,
     )
+
+
+def standalone_profiles() -> tuple[str, ...]:
+    """The built-in profiles that parse lines with no pattern of a source's own (all but `regex`), by name."""
+    book = profile_book()
+    return tuple(
+        sorted(
+            name for name in book.profiles if any(spec.patterns or spec.kind == "json" for spec in _lineage(book, name))
+        )
+    )

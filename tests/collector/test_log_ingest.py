@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gzip
+import json
 import os
 import shutil
 import threading
@@ -169,13 +170,106 @@ def _check_raw_endpoint(api: httpx.Client, raw_server: LiveServer, shared_data: 
     assert unknown.status_code == 404
     assert (
         unknown.json()["detail"]
-        == "unknown log source 'boomi'; configured sources: mirth, healthapp (log_sources: in the config)"
+        == "unknown log source 'boomi'; configured sources: mirth, healthapp; built-in sources: json, log4j, mule, "
+        "syslog (add others under log_sources: in the config)"
     )
     wrong_type = api.post("/api/v1/logs/raw?source=mirth", content=b"{}", headers={"Content-Type": "application/json"})
     assert wrong_type.status_code == 415 and "text/plain" in wrong_type.json()["detail"]
     assert api.post("/api/v1/logs/raw", content=b"x\n").status_code == 422, "source is required"
     spec = api.get("/openapi.json").json()["paths"]["/api/v1/logs/raw"]["post"]
     assert "text/plain" in spec["requestBody"]["content"]
+
+
+# Built-in sources with no `log_sources:` entry, fed real lines: the loghub Hadoop file is the log4j
+# layout Mirth Connect and Mule runtimes write; the json lines are log4j2 JsonLayout objects made from
+# the dataset authors' own parse of the same file.
+BUILTIN_SAMPLES = {
+    "log4j": "Hadoop_2k.log",
+    "mirth": "Hadoop_2k.log",
+    "mule": "Hadoop_2k.log",
+    "syslog": "Linux_2k.log",
+}
+HADOOP_FIRST = ("main", "org.apache.hadoop.mapreduce.v2.app.MRAppMaster")
+
+
+@pytest.fixture(scope="module")
+def builtin_server(chdb_path: Path) -> Iterator[LiveServer]:
+    """A server with no log_sources at all, whose raw retention keeps the samples' 2015 lines."""
+    server = LiveServer(server_settings(chdb_path, retention={"raw_days": 25000})).start()
+    yield server
+    server.stop()
+    server.store.command(f"DROP DATABASE IF EXISTS `{server.store.target.database}`")
+
+
+def json_lines(shared_data: Path) -> list[str]:
+    rows = structured(shared_data, "Hadoop_2k.log_structured.csv")
+    return [
+        json.dumps(
+            {
+                "timestamp": f"{r['Date']} {r['Time']}",
+                "level": r["Level"],
+                "thread": r["Process"],
+                "loggerName": r["Component"],
+                "message": r["Content"],
+            }
+        )
+        for r in rows
+    ]
+
+
+@pytest.mark.parametrize("source", [*BUILTIN_SAMPLES, "json"])
+def test_builtin_sources_need_no_configuration(builtin_server: LiveServer, shared_data: Path, source: str) -> None:
+    if source == "json":
+        name, lines = "Hadoop_2k.log", json_lines(shared_data)
+    else:
+        name = BUILTIN_SAMPLES[source]
+        lines = split_lines((shared_data / "logs" / name).read_text("utf-8"))
+    with raw_api(builtin_server) as api:
+        response = api.post(
+            "/api/v1/logs/raw",
+            params={"source": source},
+            content="\n".join(lines).encode(),
+            headers={"Content-Type": "text/plain"},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"source": source, "lines": 2000, "records": 2000, "unparsed": 0}
+    builtin_server.flush()
+    store = builtin_server.store
+    mine = "ResourceAttributes['log.source'] = {s:String}"
+    assert int(store.command(f"SELECT count() FROM otel_logs WHERE {mine}", {"s": source})) == 2000
+    rows = store.query(
+        f"SELECT ServiceName, ScopeAttributes['log.profile'], Timestamp, LogAttributes FROM otel_logs WHERE {mine} "
+        "ORDER BY Timestamp LIMIT 1",
+        {"s": source},
+    ).result_rows
+    service, profile, first_at, attributes = rows[0]
+    assert (service, profile) == (source, source), "a built-in source is its own service.name and profile"
+    assert PARSE_ERROR not in attributes
+    if name.startswith("Hadoop"):
+        assert first_at == datetime(2015, 10, 18, 18, 1, 47, 978000, tzinfo=UTC)
+        assert (attributes["thread.name"], attributes["log.logger"]) == HADOOP_FIRST
+    else:
+        assert attributes["host.name"] == "combo" and "app.name" in attributes
+    body_sql = f"SELECT Body FROM otel_logs WHERE {mine}"
+    got = sorted(r[0] for r in store.query(body_sql, {"s": source}).result_rows)
+    # Redaction runs on built-in sources as on any other (Linux_2k names a build host's e-mail address).
+    assert builtin_server.runtime is not None and builtin_server.runtime.receiver.redactor is not None
+    redact = builtin_server.runtime.receiver.redactor.redact_text
+    assert got == sorted(redact(m) for m in expected_messages(shared_data, name, lines))
+    assert (source == "syslog") == any("[PHI:email:" in body for body in got)
+
+
+def test_unknown_sources_are_refused_naming_the_builtin_ones(builtin_server: LiveServer) -> None:
+    with raw_api(builtin_server) as api:
+        for name in ("boomi", "regex", "MIRTH"):
+            unknown = api.post("/api/v1/logs/raw", params={"source": name}, content=b"x\n")
+            assert unknown.status_code == 404
+            assert unknown.json()["detail"] == (
+                f"unknown log source {name!r}; built-in sources: json, log4j, mirth, mule, syslog; "
+                "no log sources are configured (add one under log_sources: in the config)"
+            )
+    store = builtin_server.store
+    assert int(store.command("SELECT count() FROM otel_logs WHERE Body = 'x'")) == 0
 
 
 class Tail:
