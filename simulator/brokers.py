@@ -59,7 +59,9 @@ class _Held:
 class _MemoryQueue:
     destination: str
     items: collections.deque[_Held] = field(default_factory=lambda: collections.deque())
-    running: bool = True
+    # As on RabbitMQ, nothing consumes until `set_consuming`: the queue nobody consumes (parked
+    # invoices) keeps its messages, and Triage sees them waiting there.
+    running: bool = False
     published: int = 0
     consumed: int = 0
 

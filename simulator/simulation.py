@@ -79,6 +79,11 @@ class Simulation:
         self.flows: dict[str, Flow] = {f.name: f(scenario, business) for f in FLOWS if f.name in names}
         self.destinations = queue_destinations(settings, [q.name for q in business.queues])
         self.rabbit = any(q.kind == "rabbitmq" for q in settings.queues)
+        # The run's ground truth, kept for whoever checks Triage against it after the run.
+        conf = settings.correlation
+        health = HealthLedger(conf.health_window, conf.dependency_error_rate, conf.dependency_min_errors)
+        self.judge = Judge(settings, health)
+        self.transactions = Transactions()
 
     def endpoints(self) -> tuple[str, str]:
         """Where the simulated services send OTLP, and Triage's API."""
@@ -123,27 +128,25 @@ class Simulation:
 
     def run(self) -> None:
         """Play the history and the live estate until the duration is over or a stop is asked."""
+        run = self.start()
+        try:
+            while not self.stopping.is_set():
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    break
+                run.turn(time.time())
+        finally:
+            run.finish(flush=not self.aborting.is_set())
+
+    def start(self) -> Run:
+        """The run's telemetry, broker and estates, ready for its first turn."""
         conf = self.settings.correlation
-        health = HealthLedger(conf.health_window, conf.dependency_error_rate, conf.dependency_min_errors)
-        judge = Judge(self.settings, health)
         otlp, api = self.endpoints()
         key = self.settings.key_with("ingest")
-        telemetry = Telemetry(otlp, api, key, Observer(self.settings), health)
-        transactions = Transactions()
-        live, history, broker = self._estates(telemetry, transactions)
+        telemetry = Telemetry(otlp, api, key, Observer(self.settings), self.judge.health)
+        live, history, broker = self._estates(telemetry, self.transactions)
         # Triage re-judges stuck work every `reevaluate` seconds: its answer may be that old.
         margins = Margins(behind=max(Margins.behind, conf.reevaluate + 3.0), ahead=TRUTH_EVERY + 2.0)
-        try:
-            self._loop(live, history, broker, telemetry, judge, transactions, margins)
-        finally:
-            self.status.phase = "stopping"
-            if not self.aborting.is_set():
-                telemetry.flush(timeout=10.0)
-            if self.options.truth:
-                write_truth(self.options.truth, transactions.truth(judge, time.time(), margins))
-            broker.close()
-            telemetry.close()
-            self.status.phase = "stopped"
+        return Run(self, live, history, broker, telemetry, margins)
 
     def _estates(
         self, telemetry: Telemetry, transactions: Transactions
@@ -158,7 +161,12 @@ class Simulation:
         history = None
         if self.options.backfill > 0:
             history = HistoryEstate(
-                cast, random.Random(f"history:{self.seed}"), broker, self.options.backfill, time.time()
+                cast,
+                random.Random(f"history:{self.seed}"),
+                broker,
+                self.options.backfill,
+                time.time(),
+                self.options.speed,
             )
             self.status.history = history.total
         live.attach(broker)
@@ -170,40 +178,70 @@ class Simulation:
             return RabbitBroker(url, self.destinations, handler)
         return MemoryBroker(self.destinations, handler)
 
-    def _loop(
+
+class Run:
+    """One run of the estate: `turn` plays what is due (a chunk of history first), `finish` ends it.
+
+    `Simulation.run` turns it until the duration is over; a test may turn it itself and look at
+    Triage between two turns (after `telemetry.export()`, everything sent so far is on its way)."""
+
+    def __init__(
         self,
+        simulation: Simulation,
         live: LiveEstate,
         history: HistoryEstate | None,
         broker: Broker,
         telemetry: Telemetry,
-        judge: Judge,
-        transactions: Transactions,
         margins: Margins,
     ) -> None:
-        next_truth = next_samples = next_consumers = time.time()
-        while not self.stopping.is_set():
-            if self.deadline is not None and time.monotonic() >= self.deadline:
-                break
-            now = time.time()
-            backfilling = history is not None and not history.done
-            if history is not None and backfilling:
-                history.play(HISTORY_CHUNK)
-            self.status.phase = "writing history" if backfilling else "live"
-            self.status.sent_spans = telemetry.sent_spans
-            live.play(now)
-            if now >= next_consumers:
-                live.update_consumers()
-                next_consumers = now + CONSUMERS_EVERY
-                self.status.sim_seconds = live.sim_time(now)
-                self.status.live = live.created
-                self.status.faults = [f.name for f in live.active_faults()]
-            telemetry.pump(now)
-            if now >= next_samples:
-                telemetry.push_queue_samples(broker.samples())
-                next_samples = now + SAMPLE_EVERY
-            if now >= next_truth:
-                if self.options.truth:
-                    write_truth(self.options.truth, transactions.truth(judge, now, margins))
-                judge.health.prune(now - judge.health.window - margins.behind - 60)
-                next_truth = now + TRUTH_EVERY
-            broker.pump(0.0 if backfilling else min(0.05, live.seconds_to_next(time.time())))
+        self.simulation = simulation
+        self.live = live
+        self.history = history
+        self.broker = broker
+        self.telemetry = telemetry
+        self.margins = margins
+        self._next_truth = self._next_samples = self._next_consumers = time.time()
+
+    @property
+    def backfilling(self) -> bool:
+        return self.history is not None and not self.history.done
+
+    def turn(self, now: float) -> None:
+        """Play one chunk of history and every live action due by `now`; keep queues, samples and truth current."""
+        sim, live, telemetry, status = self.simulation, self.live, self.telemetry, self.simulation.status
+        backfilling = self.backfilling
+        if self.history is not None and backfilling:
+            self.history.play(HISTORY_CHUNK)
+        status.phase = "writing history" if backfilling else "live"
+        status.sent_spans = telemetry.sent_spans
+        live.play(now)
+        if now >= self._next_consumers:
+            live.update_consumers()
+            self._next_consumers = now + CONSUMERS_EVERY
+            status.sim_seconds = live.sim_time(now)
+            status.live = live.created
+            status.faults = [f.name for f in live.active_faults()]
+        telemetry.pump(now)
+        if now >= self._next_samples:
+            telemetry.push_queue_samples(self.broker.samples())
+            self._next_samples = now + SAMPLE_EVERY
+        if now >= self._next_truth:
+            judge = sim.judge
+            if sim.options.truth:
+                write_truth(sim.options.truth, sim.transactions.truth(judge, now, self.margins))
+            judge.health.prune(now - judge.health.window - self.margins.behind - 60)
+            self._next_truth = now + TRUTH_EVERY
+        self.broker.pump(0.0 if backfilling else min(0.05, live.seconds_to_next(time.time())))
+
+    def finish(self, flush: bool = True) -> None:
+        """Send what is buffered (unless `flush` is False: the server is going away), write the last
+        truth, close the queues and the telemetry."""
+        sim = self.simulation
+        sim.status.phase = "stopping"
+        if flush:
+            self.telemetry.flush(timeout=10.0)
+        if sim.options.truth:
+            write_truth(sim.options.truth, sim.transactions.truth(sim.judge, time.time(), self.margins))
+        self.broker.close()
+        self.telemetry.close()
+        sim.status.phase = "stopped"

@@ -318,6 +318,11 @@ class Telemetry:
         """Send everything held back or buffered now."""
         for p in self._late:
             p.deliver_at = 0.0
+        self.export(timeout)
+
+    def export(self, timeout: float = 10.0) -> None:
+        """Hand Triage everything sent so far (the SDK's buffers, queued raw lines) before returning;
+        telemetry held back as late stays held back."""
         self._raw_sent = 0.0
         self.pump(time.time())
         for provider in self._providers:

@@ -36,6 +36,21 @@ class ReportTable:
     numeric: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class Headline:
+    """The figures the findings state, as numbers: what the summary's sentences are written from."""
+
+    started: int
+    stalled: int
+    stalled_before: int
+    stuck_now: int
+    value_stuck: float
+    value_stalled: float
+    completed_with_target: int  # completed in the period, in a workflow and tier that has a target
+    within_target: int
+    leading_cause: q.CauseStalls | None
+
+
 @dataclass
 class Report:
     period: str
@@ -47,6 +62,7 @@ class Report:
     tables: list[ReportTable] = field(default_factory=list)
     empty: bool = False
     empty_hint: list[str] = field(default_factory=list)
+    headline: Headline | None = None
 
     @property
     def title(self) -> str:
@@ -131,7 +147,8 @@ def build_report(
             "or choose a longer period.",
         ]
         return report
-    report.summary = _summary(this, before, worst, period)
+    report.headline = headline(this, before)
+    report.summary = _summary(this, report.headline, worst, period)
     report.tables = _tables(this, before, worst)
     if charts:
         report.charts = report_charts.charts(this.days, before.days, this.cycle, this.facilities, this.causes, length)
@@ -147,16 +164,29 @@ def _change(now: int, before: int) -> str:
     return f"{'up' if delta > 0 else 'down'} {abs(delta) * 100:.0f}% from {fmt.count(before)} the period before"
 
 
-def _summary(this: _Period, before: _Period, worst: list[q.Offender], period: str) -> list[str]:
-    stuck_now = sum(w.stuck_now for w in this.workflows)
-    value_stuck = sum(w.value_stuck for w in this.workflows)
-    value_stalled = sum(w.value_stalled for w in this.workflows)
+def headline(this: _Period, before: _Period) -> Headline:
+    """The headline figures of the period, against the period before."""
+    late = [c for c in this.cycle if c.target_seconds and c.completed]
+    return Headline(
+        started=this.started,
+        stalled=this.stalled,
+        stalled_before=before.stalled,
+        stuck_now=sum(w.stuck_now for w in this.workflows),
+        value_stuck=sum(w.value_stuck for w in this.workflows),
+        value_stalled=sum(w.value_stalled for w in this.workflows),
+        completed_with_target=sum(c.completed for c in late),
+        within_target=sum(c.within_target for c in late),
+        leading_cause=this.causes[0] if this.causes else None,
+    )
+
+
+def _summary(this: _Period, h: Headline, worst: list[q.Offender], period: str) -> list[str]:
     lines = [
-        f"In the last {period}, {fmt.count(this.started)} business transactions started; "
-        f"{fmt.count(this.stalled)} ({fmt.percent(this.stalled, this.started)}) stalled at least once — "
-        f"{_change(this.stalled, before.stalled)}.",
-        f"{fmt.count(stuck_now)} are still stuck, holding {fmt.money(value_stuck)}; "
-        f"{fmt.money(value_stalled)} of business value was delayed in all.",
+        f"In the last {period}, {fmt.count(h.started)} business transactions started; "
+        f"{fmt.count(h.stalled)} ({fmt.percent(h.stalled, h.started)}) stalled at least once — "
+        f"{_change(h.stalled, h.stalled_before)}.",
+        f"{fmt.count(h.stuck_now)} are still stuck, holding {fmt.money(h.value_stuck)}; "
+        f"{fmt.money(h.value_stalled)} of business value was delayed in all.",
     ]
     if this.workflows and this.workflows[0].stalled:
         w = this.workflows[0]
@@ -164,8 +194,8 @@ def _summary(this: _Period, before: _Period, worst: list[q.Offender], period: st
             f"Most affected workflow: {fmt.label(w.workflow)}, {fmt.count(w.stalled)} stalls "
             f"({fmt.percent(w.stalled, w.started)} of its transactions)."
         )
-    if this.causes:
-        c = this.causes[0]
+    if h.leading_cause:
+        c = h.leading_cause
         lines.append(
             f"Leading cause: {c.kind.replace('_', ' ')} on {c.component}, behind {fmt.count(c.transactions)} stalled "
             f"transactions ({', '.join(c.workflows)})."
@@ -176,11 +206,11 @@ def _summary(this: _Period, before: _Period, worst: list[q.Offender], period: st
             f"Hardest-hit facility: {f.name} ({f.criticality}), {fmt.count(f.stalled)} stalls, "
             f"{fmt.money(f.value_stalled)} delayed."
         )
-    late = [c for c in this.cycle if c.target_seconds and c.completed]
-    if late:
-        within = sum(c.within_target for c in late)
-        total = sum(c.completed for c in late)
-        lines.append(f"{fmt.percent(within, total)} of completed transactions finished within their SLA target.")
+    if h.completed_with_target:
+        lines.append(
+            f"{fmt.percent(h.within_target, h.completed_with_target)} of completed transactions finished "
+            "within their SLA target."
+        )
     if worst:
         o = worst[0]
         lines.append(

@@ -1,10 +1,15 @@
-"""Filters as URL query strings, and the alerts query against a store with and without the alerts tables."""
+"""Filters as URL query strings, the alerts query against a store with and without the alerts tables, and
+the report's queries on rows written as the correlator writes them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from correlator.transactions import CAUSE_COLUMNS, TRANSACTION_COLUMNS
 from dashboards.filters import Filters
+from dashboards.queries import report as q
 from dashboards.queries.alerts import TABLES, alerts_view
 from dashboards.report import parse_period
 from triage.store import Store
@@ -61,3 +66,75 @@ def test_alerts_view_missing_then_read(store: Store) -> None:
         ("queue_stalled", "pending"),
     ]
     assert view.current[0].labels == {"workflow": "procure_to_pay"} and view.current[0].value == 250000
+
+
+def _transaction(key: str, state: str, started: datetime, updated: datetime, cause: str = "") -> list[object]:
+    kind, component = cause.split("/") if cause else ("", "")
+    values = {
+        "Workflow": "procure_to_pay",
+        "Key": key,
+        "State": state,
+        "Facility": "STM-ICU",
+        "FacilityName": "St. Mary's ICU",
+        "Criticality": "critical",
+        "StartedAt": started,
+        "UpdatedAt": updated,
+        "Value": 1000.0,
+        "CauseKind": kind,
+        "CauseComponent": component,
+        "Version": 1,
+    }
+    defaults: dict[str, object] = {"DueAt": None, "CauseSince": None, "Priority": 0.0}
+    return [values.get(c, defaults.get(c, "")) for c in TRANSACTION_COLUMNS]
+
+
+def test_report_cycle_times_count_fractions_of_a_second(store: Store) -> None:
+    """At --speed, targets are seconds: whole-second differences would pass a 12.2 s completion as 12 s."""
+    end = datetime.now(UTC).replace(microsecond=0)
+    base = end - timedelta(minutes=30)
+    rows = [
+        _transaction("1", "completed", base + timedelta(seconds=0.1), base + timedelta(seconds=12.3)),  # 12.2 s
+        _transaction("2", "completed", base + timedelta(seconds=0.9), base + timedelta(seconds=12.7)),  # 11.8 s
+    ]
+    store.insert("business_transactions", rows, TRANSACTION_COLUMNS)
+    [cycle] = q.cycle_times(store, end - timedelta(hours=1), end, {"procure_to_pay|critical": 12.0})
+    assert (cycle.completed, cycle.within_target) == (2, 1)
+    assert cycle.p50_seconds == pytest.approx(12.0, abs=0.01)
+
+
+def test_report_causes_are_those_of_the_periods_transactions(store: Store) -> None:
+    """A cause counts behind the period's stalls only for a transaction that started in the period, as
+    the stall counts themselves do: else "behind N stalled transactions" could exceed the stalls."""
+    end = datetime.now(UTC)
+    start = end - timedelta(hours=1)
+    recent, old = end - timedelta(minutes=10), end - timedelta(hours=3)
+    store.insert(
+        "business_transactions",
+        [
+            _transaction("new", "blocked", recent, recent, "dependency_error/approval-saas"),
+            _transaction("old", "blocked", old, old, "dependency_error/approval-saas"),
+            _transaction("older", "stalled", old, old, "awaiting_approval/approval-saas"),
+        ],
+        TRANSACTION_COLUMNS,
+    )
+    detected = end - timedelta(minutes=1)
+    causes = [
+        {
+            "Workflow": "procure_to_pay",
+            "Key": key,
+            "Kind": kind,
+            "Component": "approval-saas",
+            "Detail": "",
+            "Since": None,
+            "Evidence": "{}",
+            "DetectedAt": detected,
+            "Active": 1,
+            "Version": 1,
+        }
+        for key, kind in (("new", "dependency_error"), ("old", "dependency_error"), ("older", "awaiting_approval"))
+    ]
+    store.insert("transaction_causes", [[c[name] for name in CAUSE_COLUMNS] for c in causes], CAUSE_COLUMNS)
+    found = q.cause_stalls(store, start, end)
+    assert [(c.kind, c.component, c.transactions) for c in found] == [("dependency_error", "approval-saas", 1)]
+    split = q.breakdowns(store, start, end)
+    assert [(w.started, w.stalled) for w in split.workflows] == [(1, 1)]
