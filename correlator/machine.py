@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from triage.settings import Step, Workflow
-from triage.vocabulary import CauseKind, QueueStatus, State
+from triage.vocabulary import CauseKind, State
 
 
 @dataclass(frozen=True)
@@ -227,8 +227,6 @@ def _pending_message(sent: list[Event], ctx: Context) -> Cause | None:
         if (e.message_id and e.message_id in consumed) or (not e.message_id and e.destination in consumed_dest):
             continue
         queue = ctx.queues.get(e.destination)
-        if queue is not None and queue.backlog == 0 and queue.status == QueueStatus.OK:
-            continue  # an empty, healthy queue holds no message: it was taken by a consumer we do not see
         evidence: dict[str, object] = {
             "trace_ids": [e.trace_id],
             "message_id": e.message_id,

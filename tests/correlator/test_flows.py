@@ -126,7 +126,7 @@ def test_the_flow_graph_as_written() -> None:
     assert [s.name for s in CAPITAL.frontier("approval")] == ["committee"]
 
 
-def test_an_empty_healthy_queue_is_not_blamed_and_a_producer_step_is_a_message_sent() -> None:
+def test_a_producer_step_is_a_message_sent_and_its_queue_is_blamed_once_overdue() -> None:
     wf = flow(step("dispatched", "10m"), step("done", "30m"))
     sent = ev("dispatched", 10, span_kind="Producer", destination="erp.po.out")
     stuck = QueueInfo("kafka/erp.po.out/wms", "stopped", 23917, None)
@@ -138,10 +138,12 @@ def test_an_empty_healthy_queue_is_not_blamed_and_a_producer_step_is_a_message_s
         "kafka/erp.po.out/wms",
     )
     assert v.cause is not None and v.cause.evidence["backlog"] == 23917
-    empty = ctx(50, "normal", queues={"erp.po.out": QueueInfo("kafka/erp.po.out/wms", "ok", 0, None)})
-    assert evaluate(wf, [ev("start", 0), sent], empty).cause.kind == "unknown"  # type: ignore[union-attr]
+    assert v.cause.evidence["queue_status"] == "stopped"
     # Within its SLA a transaction in a stopped topic is in progress.
     assert evaluate(wf, [ev("start", 0), sent], ctx(30, "normal", queues={"erp.po.out": stuck})).state == "in_progress"
+    # Taken by its consumer (no message id: by destination), the message no longer blames the queue.
+    taken = ev("", 20, span_kind="Consumer", destination="erp.po.out")
+    assert evaluate(wf, [ev("start", 0), sent, taken], c).cause.kind == "unknown"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
