@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import secrets
+import socket
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -42,13 +43,16 @@ def business_settings() -> Settings:
     return load_settings(DEMO_FILE, environ={})
 
 
-def demo_config(speed: float, run_id: str, rabbit_url: str | None, today: date) -> dict[str, Any]:
-    """demo.yaml with every duration divided by `speed`, its queues on the chosen broker, and a period close."""
+def demo_config(
+    speed: float, run_id: str, rabbit_url: str | None, today: date, kafka_port: int | None = None
+) -> dict[str, Any]:
+    """demo.yaml with every duration divided by `speed`, its queues on the chosen broker, its Kafka
+    topics' exporter on `kafka_port` of loopback (a free one unless given), and a period close."""
     if speed <= 0:
         raise ConfigError(f"--speed must be positive (given {speed}); 1 is real time, 10 the default")
     data = copy.deepcopy(read_yaml(DEMO_FILE))
     for workflow in data.get("workflows", []):
-        for step in workflow.get("steps", []):
+        for step in _written_steps(workflow.get("steps", [])):
             if step.get("sla"):
                 step["sla"] = {tier: _scaled(value, speed) for tier, value in step["sla"].items()}
     correlation = data.setdefault("correlation", {})
@@ -59,7 +63,10 @@ def demo_config(speed: float, run_id: str, rabbit_url: str | None, today: date) 
         for name in ("window", "lag_threshold"):
             if name in queue:
                 queue[name] = _scaled(queue[name], speed)
-        if rabbit_url:
+        if queue.get("kind") == "prometheus":  # a Kafka topic the simulator keeps, behind its exporter
+            kafka_port = kafka_port or free_loopback_port()  # one exporter for every topic
+            queue.update(url=f"http://127.0.0.1:{kafka_port}/metrics", interval=POLL_INTERVAL)
+        elif rabbit_url:
             queue.update(
                 kind="rabbitmq",
                 url=rabbit_url,
@@ -67,6 +74,25 @@ def demo_config(speed: float, run_id: str, rabbit_url: str | None, today: date) 
                 interval=POLL_INTERVAL,
             )
     return data
+
+
+def free_loopback_port() -> int:
+    """A port free on 127.0.0.1 now (the simulator binds it when the run starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _written_steps(items: list[Any]) -> list[dict[str, Any]]:
+    """Every step as written in a workflow's YAML, those inside `one_of` branches too."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, dict) and "one_of" in item:
+            for branch in item["one_of"]:
+                out.extend(_written_steps(branch if isinstance(branch, list) else [branch]))
+        elif isinstance(item, dict):
+            out.append(item)
+    return out
 
 
 def _scaled(value: Any, speed: float) -> float:

@@ -124,6 +124,20 @@ class Estate(ABC):
             self._deliver_at(late),
         )
 
+    def batch_span(
+        self,
+        txs: Sequence[Transaction],
+        service: str,
+        name: str,
+        kind: SpanKind,
+        attributes: Mapping[str, Any],
+        duration_ms: float = 20.0,
+    ) -> SpanRef:
+        """Send one span for many transactions (a batch job): an event of each of them."""
+        start = self.at_ns
+        end = start + int(duration_ms * 1e6)
+        return self.telemetry.span(None, service, name, kind, start, end, attributes, also=txs)
+
     def _deliver_at(self, late: float) -> float | None:
         return None
 
@@ -141,9 +155,8 @@ class Estate(ABC):
         destination = self.destination(queue)
         message_id = uuid.UUID(int=self.rng.getrandbits(128)).hex
         attrs = {
-            "messaging.system": self.messaging_system,
+            **self._messaging(queue, message_id),
             "messaging.destination.name": destination,
-            "messaging.message.id": message_id,
             "messaging.operation.type": "send",
             **(attributes or {}),
         }
@@ -166,9 +179,8 @@ class Estate(ABC):
         carried = PROPAGATOR.extract(delivery.headers)
         producer = trace.get_current_span(carried).get_span_context()
         attrs = {
-            "messaging.system": self.messaging_system,
+            **self._messaging(delivery.queue, delivery.message_id),
             "messaging.destination.name": delivery.destination,
-            "messaging.message.id": delivery.message_id,
             "messaging.operation.type": "process",
             **(attributes or {}),
         }
@@ -177,6 +189,12 @@ class Estate(ABC):
             return self.span(tx, service, name, SpanKind.CONSUMER, attrs, links=[SpanRef(carried, producer)])
         parent = SpanRef(carried, producer) if producer.is_valid else None
         return self.span(tx, service, name, SpanKind.CONSUMER, attrs, parent)
+
+    def _messaging(self, queue: str, message_id: str) -> dict[str, str]:
+        """The messaging system, and the message id where the client sends one (Kafka's here do not)."""
+        if queue in self.kafka_queues:
+            return {"messaging.system": "kafka"}
+        return {"messaging.system": self.messaging_system, "messaging.message.id": message_id}
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -190,6 +208,7 @@ class Estate(ABC):
     # -- what the estate's clock decides ----------------------------------------------------------
 
     messaging_system: str = "rabbitmq"
+    kafka_queues: frozenset[str] = frozenset()  # queues that are Kafka topics (simulator.kafka)
 
     @abstractmethod
     def destination(self, queue: str) -> str:

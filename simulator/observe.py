@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from triage.settings import Settings, StepMatch, Workflow
@@ -43,6 +43,9 @@ class Observation:
     destination: str
     message_id: str
     facility: str
+    value: float = 0.0  # the workflow's `value` attribute on this event (0 when absent)
+    # The attributes the workflow's `when:` conditions name, as this span or log record held them.
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def at(self) -> float:
@@ -59,6 +62,9 @@ class Observer:
     def __init__(self, settings: Settings) -> None:
         self.workflows: dict[str, Workflow] = {w.name: w for w in settings.workflows}
         self.patterns = [re.compile(p) for p in settings.correlation.transformation_patterns]
+        self.conditions = {
+            w.name: sorted({n for s in w.steps if s.when for n in s.when.attributes}) for w in settings.workflows
+        }
 
     def span(
         self,
@@ -98,6 +104,8 @@ class Observer:
             destination=destination,
             message_id=attrs.get("messaging.message.id", ""),
             facility=attrs.get(wf.facility, "") if wf.facility else "",
+            value=_number(attrs.get(wf.value, "")) if wf.value else 0.0,
+            attributes={n: attrs[n] for n in self.conditions[workflow] if n in attrs},
         )
 
     def log(
@@ -132,6 +140,8 @@ class Observer:
             destination="",
             message_id=attributes.get("messaging.message.id", ""),
             facility=attributes.get(wf.facility, "") if wf.facility else "",
+            value=_number(attributes.get(wf.value, "")) if wf.value else 0.0,
+            attributes={n: attributes[n] for n in self.conditions[workflow] if n in attributes},
         )
 
 
@@ -146,6 +156,14 @@ def health_components(service: str, kind: str, attributes: Mapping[str, Any]) ->
 def health_error(failed: bool, attributes: Mapping[str, Any]) -> bool:
     """Whether a span counts as an error in dependency health (status Error or HTTP 5xx)."""
     return failed or _http_5xx(attributes.get("http.response.status_code"))
+
+
+def _number(text: str) -> float:
+    """An attribute as the correlator reads a value (toFloat64OrZero): a number, else 0."""
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
 
 
 def _http_5xx(value: Any) -> bool:

@@ -21,6 +21,7 @@ from simulator.estate import Cast
 from simulator.faults import FaultSchedule
 from simulator.flows import FLOWS, Flow
 from simulator.history import HistoryEstate
+from simulator.kafka import KafkaTopics, RoutedBroker
 from simulator.live import LiveEstate
 from simulator.observe import Observer
 from simulator.scenario import Scenario
@@ -77,7 +78,10 @@ class Simulation:
         self.deadline = time.monotonic() + options.duration if options.duration else None
         names = {w.name for w in settings.workflows}
         self.flows: dict[str, Flow] = {f.name: f(scenario, business) for f in FLOWS if f.name in names}
-        self.destinations = queue_destinations(settings, [q.name for q in business.queues])
+        destinations = queue_destinations(settings, [q.name for q in business.queues])
+        # Queues Triage watches through an exporter are Kafka topics the simulator keeps (simulator.kafka).
+        self.kafka = {q.name: q for q in settings.queues if q.kind == "prometheus" and q.name in destinations}
+        self.destinations = {name: dest for name, dest in destinations.items() if name not in self.kafka}
         self.rabbit = any(q.kind == "rabbitmq" for q in settings.queues)
         # The run's ground truth, kept for whoever checks Triage against it after the run.
         conf = settings.correlation
@@ -169,14 +173,21 @@ class Simulation:
                 self.options.speed,
             )
             self.status.history = history.total
+            history.kafka_queues = frozenset(self.kafka)
+        live.kafka_queues = frozenset(self.kafka)
         live.attach(broker)
         return live, history, broker
 
     def _broker(self, handler: Callable[[Delivery], bool]) -> Broker:
+        primary: Broker
         if self.rabbit:
             url = next(q.url for q in self.settings.queues if q.kind == "rabbitmq" and q.url)
-            return RabbitBroker(url, self.destinations, handler)
-        return MemoryBroker(self.destinations, handler)
+            primary = RabbitBroker(url, self.destinations, handler)
+        else:
+            primary = MemoryBroker(self.destinations, handler)
+        if not self.kafka:
+            return primary
+        return RoutedBroker(primary, KafkaTopics(self.kafka, handler), set(self.kafka))
 
 
 class Run:

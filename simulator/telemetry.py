@@ -61,7 +61,7 @@ class _Pending:
     deliver_at: float
     span: Any
     end_ns: int
-    tx: Transaction | None
+    txs: Sequence[Transaction]
     record: dict[str, Any]
 
 
@@ -157,8 +157,10 @@ class Telemetry:
         links: Sequence[SpanRef] = (),
         error: str | None = None,
         deliver_at: float | None = None,
+        also: Sequence[Transaction] = (),
     ) -> SpanRef:
-        """Send one span with explicit times; with `deliver_at`, hold its telemetry back until then."""
+        """Send one span with explicit times; with `deliver_at`, hold its telemetry back until then.
+        The span is an event of `tx` and of every transaction in `also` (a batch job's span)."""
         context = parent.context if parent else otel_context.Context()
         span = self._tracer(service).start_span(
             name,
@@ -179,13 +181,14 @@ class Telemetry:
             "start_ns": start_ns,
         }
         ref = SpanRef(trace.set_span_in_context(span), span.get_span_context())
+        txs = [t for t in (tx, *also) if t is not None]
         if deliver_at is not None and deliver_at > time.time():
-            self._late.append(_Pending(deliver_at, span, end_ns, tx, record))
+            self._late.append(_Pending(deliver_at, span, end_ns, txs, record))
         else:
-            self._end(span, end_ns, tx, record)
+            self._end(span, end_ns, txs, record)
         return ref
 
-    def _end(self, span: Any, end_ns: int, tx: Transaction | None, record: dict[str, Any]) -> None:
+    def _end(self, span: Any, end_ns: int, txs: Sequence[Transaction], record: dict[str, Any]) -> None:
         span.end(end_time=end_ns)
         self.sent_spans += 1
         emitted = time.time()
@@ -195,21 +198,20 @@ class Telemetry:
             self.health.record(
                 record["start_ns"] / 1e9, emitted, components, health_error(failed, record["attributes"])
             )
-        if tx is None:
-            return
-        observation = self.observer.span(
-            tx.workflow,
-            service=record["service"],
-            name=record["name"],
-            kind=record["kind"],
-            attributes=record["attributes"],
-            status_message=record["error"],
-            failed=failed,
-            at_ns=record["start_ns"],
-            emitted=emitted,
-        )
-        if observation is not None:
-            tx.observations.append(observation)
+        for tx in txs:
+            observation = self.observer.span(
+                tx.workflow,
+                service=record["service"],
+                name=record["name"],
+                kind=record["kind"],
+                attributes=record["attributes"],
+                status_message=record["error"],
+                failed=failed,
+                at_ns=record["start_ns"],
+                emitted=emitted,
+            )
+            if observation is not None:
+                tx.observations.append(observation)
 
     def log(
         self,
@@ -258,7 +260,7 @@ class Telemetry:
         if due:
             self._late = [p for p in self._late if p.deliver_at > now]
             for p in due:
-                self._end(p.span, p.end_ns, p.tx, p.record)
+                self._end(p.span, p.end_ns, p.txs, p.record)
         if self._raw and now - self._raw_sent >= RAW_EVERY:
             self._raw_sent = now
             self._send_raw()

@@ -8,9 +8,14 @@ dependencies, following the states and causes of triage.vocabulary as docs/corre
 - after it, a transformation failure makes the transaction `failed` (transformation_failed, on
   the failing channel or service); its own calls failing, the last of them too, make it
   `blocked` (dependency_error, on the peer);
+- the next step is the next required one: optional steps and conditional steps whose `when` does
+  not hold (the transaction's value, attributes its events held) are passed over, and a flow that
+  ends with such steps is `completed` without them; before a `one_of`, the branch with the longest
+  SLA counts;
 - once the next step is overdue (its SLA for the facility's criticality, counted from the last
-  step): a message it sent that no consumer took makes it `blocked` (queue_backlog, on the
-  queue); else the next step's service failing ≥ `dependency_error_rate` of its calls (and at
+  step): a message it sent (the last step's own producer span included) that no consumer took makes
+  it `blocked` (queue_backlog, on the queue; `<entry>/<topic>/<group>` for a topic an exporter
+  watches); else the next step's service failing ≥ `dependency_error_rate` of its calls (and at
   least `dependency_min_errors` of them) in the health window makes it `blocked`
   (dependency_error); else `stalled`: awaiting_approval when the next step is a person's,
   unknown otherwise.
@@ -83,6 +88,10 @@ class Judge:
         self.criticality = {f.id: f.criticality for f in settings.facilities}
         self.queue_names: dict[str, str] = {}
         for q in settings.queues:
+            if q.kind == "prometheus" and q.queue and q.group:
+                # An exporter's queue is one topic read by one group: `<entry>/<topic>/<group>`.
+                self.queue_names[q.queue] = f"{q.name}/{q.queue}/{q.group}"
+                continue
             for alias in (q.name, q.queue, q.stream):
                 if alias:
                     self.queue_names[alias] = q.name
@@ -99,7 +108,13 @@ class Judge:
         progress = [i for i, o in enumerate(obs) if o.progress]
         last = progress[-1] if progress else None
         current = obs[last].step if last is not None else ""
-        if last is not None and current in wf.terminal:
+        value = max((o.value for o in obs), default=0.0)
+        held: dict[str, set[str]] = {}
+        for o in obs:
+            for name, seen in o.attributes.items():
+                held.setdefault(name, set()).add(seen)
+        frontier = _frontier(wf, current, value, held)
+        if last is not None and (current in wf.terminal or _ends(wf, current, frontier)):
             return Expected(State.COMPLETED)
         last_at = obs[last].at_ns if last is not None else obs[0].at_ns
         after = [o for i, o in enumerate(obs) if o.at_ns >= last_at and i != last]
@@ -110,15 +125,17 @@ class Judge:
         if own is not None:
             return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, own)
         facility = next((o.facility for o in obs if o.facility), "")
-        next_step, sla = _next(wf, current, self.criticality.get(facility, "normal"))
+        next_step, sla = _next(frontier, self.criticality.get(facility, "normal"))
         if sla is None or clock <= last_at / 1e9 + sla:
             return Expected(State.IN_PROGRESS)
-        queue = _pending_queue(after)
+        sent = [obs[last], *after] if last is not None else after  # a step's own message counts as sent
+        queue = _pending_queue(sent)
         if queue is not None:
             return Expected(State.BLOCKED, CauseKind.QUEUE_BACKLOG, self.queue_names.get(queue, queue))
-        service = next_step.match.service if next_step else None
-        if service and self.health.unhealthy(service, clock, visible):
-            return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, service)
+        for step in frontier:
+            service = step.match.service
+            if service and self.health.unhealthy(service, clock, visible):
+                return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, service)
         if next_step is not None and next_step.human:
             return Expected(State.STALLED, CauseKind.AWAITING_APPROVAL, next_step.match.service or next_step.name)
         return Expected(State.STALLED, CauseKind.UNKNOWN, next_step.name if next_step else current)
@@ -155,14 +172,36 @@ def _grid(lo: float, hi: float, step: float) -> list[float]:
     return [lo + i * step for i in range(count + 1)] + [hi]
 
 
-def _next(workflow: Workflow, current: str, criticality: str) -> tuple[Step | None, float | None]:
-    """The next required step and the SLA to it (the tightest of the candidates), as the correlator sees them."""
-    candidates = workflow.next_steps(current)
-    if not candidates:
+def _frontier(workflow: Workflow, current: str, value: float, held: dict[str, set[str]]) -> list[Step]:
+    """The required steps that may come next: past optional steps and conditional steps whose
+    `when` does not hold for this transaction (its value, the attributes its events held)."""
+
+    def applies(step: Step) -> bool:
+        when = step.when
+        if when is None:
+            return True
+        if when.min_value is not None and value < when.min_value:
+            return False
+        return all(want in held.get(name, set()) for name, want in when.attributes.items())
+
+    return workflow.frontier(current, applies)
+
+
+def _ends(workflow: Workflow, current: str, frontier: list[Step]) -> bool:
+    """Nothing more is required and a terminal step lies beyond `current`, skipped: the flow is done."""
+    return not frontier and any(s.name in workflow.terminal for s in workflow.next_steps(current))
+
+
+def _next(frontier: list[Step], criticality: str) -> tuple[Step | None, float | None]:
+    """The step waited for and its SLA: between alternative branches the longest SLA (none if one has none)."""
+    if not frontier:
         return None, None
-    slas = [v for v in (s.sla.for_criticality(criticality) for s in candidates if s.sla) if v is not None]
-    required = next((s for s in candidates if not s.optional), candidates[-1])
-    return required, (min(slas) if slas else None)
+    slas = [s.sla.for_criticality(criticality) if s.sla else None for s in frontier]
+    for step, sla in zip(frontier, slas, strict=True):
+        if sla is None:
+            return step, None
+    longest = max(v for v in slas if v is not None)
+    return next(s for s, v in zip(frontier, slas, strict=True) if v == longest), longest
 
 
 def _own_error(after: Sequence[Observation]) -> str | None:

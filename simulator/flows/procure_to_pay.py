@@ -1,34 +1,54 @@
-"""Procure-to-pay: requisition → budget approval → PO created → sent to supplier → goods received
-→ invoice matched → posted.
+"""Procure-to-pay: requisition → budget approval → (capital review, large POs only) → PO created →
+sent to supplier → goods received (at the facility's dock, or by the central warehouse's receiving
+batch) → invoice matched → posted.
 
 The ERP's approval connector takes approval requests off `wf.approvals` and opens a task in the
-approval SaaS (503s during its outage, retried); a person approves it (not while on leave); the
-integration engine's `supplier-orders` channel maps the PO for the supplier portal (a supplier's
-messages fail mapping: a Mirth log line, no trace id, the PO number in its text).
+approval SaaS (503s during its outage, retried); a person approves it (not while on leave); a PO
+worth the capital threshold or more waits for the capital committee (not while its chair is on
+leave); the integration engine's `supplier-orders` channel maps the PO for the supplier portal (a
+supplier's messages fail mapping: a Mirth log line, no trace id, the PO number in its text). Goods
+for the central warehouse are received by a batch job that posts every PO waiting, in one span
+whose `receiving.po_numbers` attribute lists them all.
 """
 
 from __future__ import annotations
+
+import functools
 
 from opentelemetry.trace import SpanKind
 
 from simulator.brokers import Delivery
 from simulator.estate import Estate
 from simulator.flows.flow import RECHECK, RETRY, Flow, amount
+from simulator.scenario import Scenario
 from simulator.telemetry import SpanRef
 from simulator.transactions import Transaction
+from triage.settings import Settings
 
 _MEDIAN = {"critical": 24_000.0, "high": 9_000.0, "normal": 2_500.0}
 _APPROVERS = ["j.alvarez", "m.chen", "r.okafor", "s.lindqvist", "d.patel"]
 _TRANSFORMER = "com.mirth.connect.server.transformers.JavaScriptTransformer"
 _DISPATCHER = "com.mirth.connect.connectors.http.HttpDispatcher"
+COMMITTEE = "capital-committee"
+WAREHOUSE_SHARE = 0.4  # POs delivered to the central warehouse, received by its batch
+BATCH_EVERY = 120.0  # simulated seconds between runs of the receiving batch ("nightly", compressed)
 
 
 class ProcureToPay(Flow):
     name = "procure_to_pay"
 
+    def __init__(self, scenario: Scenario, business: Settings) -> None:
+        super().__init__(scenario, business)
+        review = next(s for s in self.workflow.steps if s.name == "capital_review")
+        assert review.when is not None and review.when.min_value is not None
+        self.capital_threshold = review.when.min_value
+        # POs at the central warehouse's dock waiting for the next receiving batch, per estate (live, history).
+        self._dock: dict[int, list[Transaction]] = {}
+
     def describe(self, run: Estate, tx: Transaction) -> None:
         tx.value = amount(run, _MEDIAN[run.criticality(tx)], 0.9)
         tx.data["supplier"] = run.rng.choice(self.scenario.suppliers)
+        tx.data["warehouse"] = run.chance(WAREHOUSE_SHARE)
 
     def history_fate(self, run: Estate, tx: Transaction, age: float) -> str:
         if tx.facility == self.scenario.target_of("approver_on_leave") and age <= self.scenario.history_of(
@@ -97,6 +117,25 @@ class ProcureToPay(Flow):
             "approval.decision": "approved",
         }
         run.span(tx, "approval-saas", "approve", SpanKind.SERVER, attrs, duration_ms=15)
+        if tx.value >= self.capital_threshold:
+            run.later(self.pace(run, tx, "capital_review"), lambda: self._await_committee(run, tx))
+        else:
+            run.later(self.pace(run, tx, "po_created"), lambda: self._create_po(run, tx))
+
+    def _await_committee(self, run: Estate, tx: Transaction) -> None:
+        """A large PO goes to the capital committee, which does not sit while its chair is on leave."""
+        away = run.fault("approver_on_leave", COMMITTEE) is not None
+        if run.happens(tx, "capital_pending", live=away):
+            if run.retries():
+                run.later(RECHECK, lambda: self._await_committee(run, tx))
+            return
+        attrs = {
+            "po.number": tx.key,
+            "facility.id": tx.facility,
+            "capital.amount": tx.value,
+            "capital.decision": "approved",
+        }
+        run.span(tx, COMMITTEE, "review capital request", SpanKind.SERVER, attrs, duration_ms=12)
         run.later(self.pace(run, tx, "po_created"), lambda: self._create_po(run, tx))
 
     def _create_po(self, run: Estate, tx: Transaction) -> None:
@@ -162,7 +201,29 @@ class ProcureToPay(Flow):
         )
         order = {"po.number": tx.key, "facility.id": tx.facility, "http.response.status_code": 201}
         run.span(tx, "supplier-portal", "POST /orders", SpanKind.SERVER, order, call, offset_ms=14, duration_ms=45)
-        run.later(self.pace(run, tx, "goods_received"), lambda: self._receive(run, tx))
+        arrive = self._to_warehouse if tx.data.get("warehouse") else self._receive
+        run.later(self.pace(run, tx, "goods_received"), lambda: arrive(run, tx))
+
+    def _to_warehouse(self, run: Estate, tx: Transaction) -> None:
+        """The goods reach the central warehouse's dock; the next receiving batch posts them."""
+        dock = self._dock.setdefault(id(run), [])
+        if not dock:  # the first on the dock: the batch runs BATCH_EVERY later and takes all that came
+            run.later(BATCH_EVERY, lambda: self._receiving_batch(run))
+        dock.append(tx)
+
+    def _receiving_batch(self, run: Estate) -> None:
+        """One span receives every PO on the dock: `receiving.po_numbers` lists them (an OTLP array)."""
+        batch = self._dock.pop(id(run), [])
+        if not batch:
+            return
+        attrs = {
+            "receiving.po_numbers": [tx.key for tx in batch],
+            "receiving.count": len(batch),
+            "receiving.site": "central-warehouse",
+        }
+        run.batch_span(batch, "receiving-batch", "post receipts", SpanKind.INTERNAL, attrs, duration_ms=80)
+        for tx in batch:
+            run.later(self.pace(run, tx, "invoice_matched"), functools.partial(self._match, run, tx))
 
     def _receive(self, run: Estate, tx: Transaction) -> None:
         attrs = {**self._erp(tx), "http.response.status_code": 201, "inv.dock": f"{tx.facility}-DOCK"}

@@ -28,13 +28,19 @@ def test_demo_yaml_is_an_ordinary_valid_config() -> None:
     assert [s.name for s in p2p.steps] == [
         "requisition",
         "budget_approval",
+        "capital_review",
         "po_created",
         "po_sent",
         "goods_received",
+        "received_in_batch",
         "invoice_matched",
         "posted",
     ]
-    assert all(q.kind == "push" for q in settings.queues)
+    assert [s.name for s in p2p.successors("po_sent")] == ["goods_received", "received_in_batch"]
+    assert p2p.steps[2].when is not None and p2p.steps[2].when.min_value == 50_000
+    kinds = {q.name: q.kind for q in settings.queues}
+    assert kinds.pop("po-outbound") == "prometheus", "the Kafka topic is seen through its exporter"
+    assert set(kinds.values()) == {"push"}
 
 
 def test_speed_divides_every_duration() -> None:
@@ -42,6 +48,10 @@ def test_speed_divides_every_duration() -> None:
     p2p = next(w for w in data["workflows"] if w["name"] == "procure_to_pay")
     approval = next(s for s in p2p["steps"] if s["name"] == "budget_approval")
     assert approval["sla"] == {"critical": 18.0, "high": 30.0, "normal": 60.0}
+    batch = next(
+        b for b in next(s for s in p2p["steps"] if "one_of" in s)["one_of"] if b["name"] == "received_in_batch"
+    )
+    assert batch["sla"] == {"critical": 48.0, "normal": 90.0}, "a branch's SLA is scaled like any step's"
     assert data["correlation"]["health_window"] == 30.0
     assert data["correlation"]["period_close"] == ["2027-01-15"], "the period closes tomorrow"
     assert business_settings().workflows[0].steps[1].sla.critical == 180.0  # type: ignore[union-attr]
@@ -53,6 +63,16 @@ def test_rabbitmq_queues_get_names_unique_to_the_run() -> None:
     data = demo_config(10, "abc", "amqp://guest:guest@127.0.0.1:5672/", date(2027, 1, 14))
     approvals = next(q for q in data["queues"] if q["name"] == "approvals")
     assert approvals["kind"] == "rabbitmq" and approvals["queue"] == "triage-demo-abc.wf.approvals"
+    kafka = next(q for q in data["queues"] if q["name"] == "po-outbound")
+    assert kafka["kind"] == "prometheus" and kafka["queue"] == "erp.po.out", "the Kafka topic stays behind its exporter"
+
+
+def test_the_kafka_exporter_listens_where_the_config_says() -> None:
+    data = demo_config(10, "abc", None, date(2027, 1, 14), kafka_port=19308)
+    kafka = next(q for q in data["queues"] if q["name"] == "po-outbound")
+    assert kafka["url"] == "http://127.0.0.1:19308/metrics" and kafka["group"] == "supplier-orders"
+    chosen = next(q for q in demo_config(10, "abc", None, date(2027, 1, 14))["queues"] if q["name"] == "po-outbound")
+    assert chosen["url"].startswith("http://127.0.0.1:") and not chosen["url"].startswith("http://127.0.0.1:9308/")
 
 
 def test_the_users_file_env_and_flags_win_and_the_store_defaults_to_the_run(tmp_path: Path) -> None:

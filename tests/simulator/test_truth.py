@@ -44,6 +44,7 @@ def ob(
     facility: str = "STM-ICU",
     source: str = SPAN,
     emitted: float | None = None,
+    value: float = 0.0,
 ) -> Observation:
     return Observation(
         at_ns=int((T0 + at) * 1e9),
@@ -58,6 +59,7 @@ def ob(
         destination=destination,
         message_id=message_id,
         facility=facility,
+        value=value,
     )
 
 
@@ -181,7 +183,8 @@ def to_event(o: Observation) -> Event:
         destination=o.destination,
         message_id=o.message_id,
         facility=o.facility,
-        value=0.0,
+        value=o.value,
+        attributes=o.attributes,
     )
 
 
@@ -197,7 +200,10 @@ def random_history(rng: random.Random, settings: Settings) -> tuple[str, list[Ob
         roll = rng.random()
         service = rng.choice(services)
         if roll < 0.35:
-            obs.append(ob(t, rng.choice(steps), kind=rng.choice(["Server", "Internal"]), facility=facility))
+            value = rng.choice([0.0, 900.0, 60_000.0, 250_000.0])  # each side of the demo's conditional steps
+            obs.append(
+                ob(t, rng.choice(steps), kind=rng.choice(["Server", "Internal"]), facility=facility, value=value)
+            )
         elif roll < 0.5:
             peer = rng.choice(["", *services])
             kind = rng.choice(["Client", "Server", "Consumer"])
@@ -221,7 +227,7 @@ def test_truth_agrees_with_the_correlator_on_random_histories(settings: Settings
     for q in settings.queues:
         for alias in (q.name, q.queue):
             if alias:
-                queues[alias] = QueueInfo(q.name, "ok", 0, None)
+                queues[alias] = QueueInfo(q.name, "ok", 1, None)  # it holds the message waiting
     workflows = {w.name: w for w in settings.workflows}
     compared = 0
     for _ in range(3000):
