@@ -12,13 +12,13 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from correlator import gauges, metrics, worklist
 from correlator.health import dependency_health
-from correlator.machine import Context, Health, evaluate
+from correlator.machine import Context, Event, Health, Verdict, evaluate
 from correlator.priority import period_close_factor
 from correlator.queues import queue_infos
 from correlator.stitch import Stitcher
@@ -27,11 +27,12 @@ from correlator.verdicts import cause_rows, transaction_row
 from triage.health import TaskHealth
 from triage.settings import Settings, Workflow
 from triage.store import Store
-from triage.vocabulary import STUCK, Criticality
+from triage.vocabulary import STUCK, Criticality, State
 
 log = logging.getLogger("triage.correlator")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WATERMARK = "correlator"
+LATE_AFTER = 30.0  # seconds: SDK and collector batching stay well below; a backlog or a backfill does not
 
 _LOAD_WATERMARK = "SELECT Watermark FROM correlator_state FINAL WHERE Name = {name:String}"
 _SAVE_WATERMARK = "INSERT INTO correlator_state (Name, Watermark) VALUES"
@@ -57,6 +58,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _hold_while_catching_up(verdict: Verdict, events: list[Event], arrived_after: datetime, late: timedelta) -> Verdict:
+    """A transaction found overdue while late telemetry of it is arriving (since the last cycle the store
+    got events of it stamped `late` or more before they arrived, all from before its due time: a backlog
+    catching up, a backfill, a collector replaying its buffer) is not called stuck yet: the rest may
+    show it moved on. It stays due, so the next cycle judges it again; once nothing late arrives it is
+    judged on what there is. Telemetry on time is judged at once."""
+    if not verdict.overdue or verdict.due_at is None:
+        return verdict
+    fresh = [e for e in events if e.received is not None and e.received > arrived_after]
+    if not fresh or any(e.at >= verdict.due_at for e in fresh):
+        return verdict
+    if not any(e.received is not None and e.received - e.at >= late for e in fresh):
+        return verdict
+    return replace(verdict, state=State.IN_PROGRESS, cause=None, overdue=False)
+
+
 class Correlator:
     """Turns raw telemetry in the store into business transactions, one cycle at a time."""
 
@@ -70,6 +87,8 @@ class Correlator:
         self._lock = threading.Lock()
         self._last_full = 0.0
         self.health = TaskHealth("correlator")
+        # Telemetry stored this much after its own time is late, not merely batched on its way.
+        self._late_after = timedelta(seconds=LATE_AFTER)
         self._previous_hi = EPOCH
 
     def watermark(self) -> datetime:
@@ -84,7 +103,7 @@ class Correlator:
         lo = wm - timedelta(seconds=conf.overlap) if wm > EPOCH else EPOCH
         # The window follows the wall clock even when `now` (the time SLAs are judged at) is not.
         hi = min(now, utcnow()) - timedelta(seconds=conf.settle)
-        return self._cycle(lo, hi, now, None)
+        return self._cycle(lo, hi, now, None, arrived_after=wm)
 
     def replay(self, start: datetime, end: datetime, now: datetime | None = None) -> CycleResult:
         """Rebuild the transactions of a time range from the raw data, whatever the watermark says."""
@@ -99,10 +118,11 @@ class Correlator:
         now: datetime,
         replay: tuple[datetime, datetime] | None,
         since: datetime | None = None,
+        arrived_after: datetime | None = None,
     ) -> CycleResult:
         started = time.perf_counter()
         since = since or now - timedelta(seconds=self.settings.correlation.lookback)
-        cycle_start = self.store.command("SELECT now64(3)")
+        cycle_start: datetime = self.store.query("SELECT now64(3)").result_rows[0][0]
         stats = self.stitcher.run(lo, hi, since, by_event_time=replay is not None)
         s = self.store
         # Stuck transactions are re-judged now and then (their cause may change with dependency
@@ -111,7 +131,8 @@ class Correlator:
         if rejudge:
             self._last_full = time.monotonic()
         worklist.collect(s, cycle_start, now, rejudge_stuck=rejudge, replay=replay)
-        evaluated = self._evaluate(now)
+        # What arrived after the last cycle's window is new to this one (a replay holds nothing back).
+        evaluated = self._evaluate(now, arrived_after)
         if replay is None:
             s.insert("correlator_state", [[WATERMARK, hi]], ["Name", "Watermark"])
             self._observe_lag(max(lo, self._previous_hi), hi)
@@ -135,7 +156,7 @@ class Correlator:
             for _ in range(min(int(count), 100_000)):
                 metrics.SPAN_LAG.observe(max(0.0, float(lag)))
 
-    def _evaluate(self, now: datetime) -> int:
+    def _evaluate(self, now: datetime, arrived_after: datetime | None) -> int:
         events = worklist.load_events(self.store)
         if not events:
             return 0
@@ -163,6 +184,8 @@ class Correlator:
             )
             verdict = evaluate(workflow, evs, ctx)
             before = previous.get((workflow_name, key))
+            if arrived_after is not None and (before is None or before[2] not in STUCK):
+                verdict = _hold_while_catching_up(verdict, evs, arrived_after, self._late_after)
             if (
                 verdict.state in STUCK
                 and verdict.due_at

@@ -35,6 +35,8 @@ class Event:
     value: float
     # The attributes a workflow's `when:` conditions name, as this event's span or log record held them.
     attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
+    ingested: datetime | None = None  # when stitching (last) wrote it (business_events.IngestedAt)
+    received: datetime | None = None  # when the store first got its span or log record
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Verdict:
     facility: str
     value: float
     cause: Cause | None
+    overdue: bool = False  # stuck because the next step is overdue (not at once, by a failure or error)
 
 
 @dataclass
@@ -151,6 +154,7 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
         return verdict
     # The step's own event counts as sent: a step recognised by its producer span is a message handed on.
     sent = [last, *after] if last is not None else after
+    verdict.overdue = True
     cause = _pending_message(sent, ctx) or _unhealthy_next(frontier, ctx)
     if cause is not None:
         verdict.state, verdict.cause = State.BLOCKED, cause

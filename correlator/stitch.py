@@ -62,7 +62,7 @@ _MID = (
 
 EVENT_COLUMNS = (
     "Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanId, SpanKind, Status, Failure, "
-    "Detail, Peer, Destination, MessageId, Facility, Value, Attributes"
+    "Detail, Peer, Destination, MessageId, Facility, Value, Attributes, Received"
 )
 
 _TOUCH_SPANS = f"INSERT INTO correlator_touched SELECT DISTINCT TraceId FROM otel_traces WHERE {_SPAN_WINDOW}"
@@ -198,12 +198,12 @@ class Stitcher:
         sql = f"""
         INSERT INTO business_events ({EVENT_COLUMNS})
         SELECT Workflow, Key, concat(SpanId, '/', step), step, Timestamp, 'span', ServiceName, TraceId, SpanId,
-               SpanKind, status, failure, detail, peer, dest, mid, facility, value, {held}
+               SpanKind, status, failure, detail, peer, dest, mid, facility, value, {held}, TriageIngestedAt
         FROM (
             SELECT k.Workflow AS Workflow, k.Key AS Key, s.SpanId AS SpanId, s.Timestamp AS Timestamp,
                    s.ServiceName AS ServiceName, s.TraceId AS TraceId, s.SpanKind AS SpanKind,
                    s.SpanName AS SpanName, s.SpanAttributes AS SpanAttributes, s.StatusCode AS StatusCode,
-                   s.StatusMessage AS StatusMessage, {own} AS own
+                   s.StatusMessage AS StatusMessage, s.TriageIngestedAt AS TriageIngestedAt, {own} AS own
             FROM otel_traces AS s INNER JOIN {_KEYS_OF_TOUCHED} AS k ON s.TraceId = k.TraceId
             WHERE s.TraceId IN {_TOUCHED} AND s.Timestamp >= {{since:DateTime64(9)}}
         )
@@ -222,11 +222,13 @@ class Stitcher:
         own = own_keys_expr(self.workflows, params, "log")
         keyed = [
             f"""
-            SELECT Workflow, Key, Timestamp, TraceId, SpanId, ServiceName, Body, SeverityNumber, LogAttributes
+            SELECT Workflow, Key, Timestamp, TraceId, SpanId, ServiceName, Body, SeverityNumber, LogAttributes,
+                   TriageIngestedAt
             FROM (
                 SELECT k.Workflow AS Workflow, k.Key AS Key, l.Timestamp AS Timestamp, l.TraceId AS TraceId,
                        l.SpanId AS SpanId, l.ServiceName AS ServiceName, l.Body AS Body,
-                       l.SeverityNumber AS SeverityNumber, l.LogAttributes AS LogAttributes, {own} AS own
+                       l.SeverityNumber AS SeverityNumber, l.LogAttributes AS LogAttributes,
+                       l.TriageIngestedAt AS TriageIngestedAt, {own} AS own
                 FROM otel_logs AS l INNER JOIN {_KEYS_OF_TOUCHED} AS k ON l.TraceId = k.TraceId
                 WHERE l.TraceId IN {_TOUCHED} AND l.Timestamp >= {{since:DateTime64(9)}}
             )
@@ -239,7 +241,7 @@ class Stitcher:
             keys = log_keys_expr(workflow, params)
             keyed.append(f"""
             SELECT {params.add(workflow.name)} AS Workflow, Key, Timestamp, TraceId, SpanId, ServiceName,
-                   Body, SeverityNumber, LogAttributes
+                   Body, SeverityNumber, LogAttributes, TriageIngestedAt
             FROM (SELECT *, {keys} AS ks FROM otel_logs WHERE {_SPAN_WINDOW} AND notEmpty(ks))
             ARRAY JOIN ks AS Key
             """)
@@ -256,7 +258,7 @@ class Stitcher:
         INSERT INTO business_events ({EVENT_COLUMNS})
         SELECT Workflow, Key, concat('log:', toString(cityHash64(Timestamp, Body, ServiceName)), '/', step), step,
                Timestamp, 'log', {component}, TraceId, SpanId, '', status, failure, substring(Body, 1, 500), '', '',
-               LogAttributes['messaging.message.id'], facility, value, {held}
+               LogAttributes['messaging.message.id'], facility, value, {held}, TriageIngestedAt
         FROM ({" UNION ALL ".join(keyed)})
         ARRAY JOIN [{step}] AS step, [if(SeverityNumber >= 17, 'error', 'ok')] AS status, [{failure}] AS failure,
                    [{facility}] AS facility, [toFloat64OrZero({value})] AS value

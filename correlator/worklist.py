@@ -32,7 +32,7 @@ SELECT DISTINCT Workflow, Key FROM business_events WHERE At >= {start:DateTime64
 """
 _EVENTS = """
 SELECT Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer,
-       Destination, MessageId, Facility, Value, Attributes
+       Destination, MessageId, Facility, Value, Attributes, IngestedAt, Received
 FROM business_events
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 ORDER BY Workflow, Key, At
@@ -58,6 +58,8 @@ _EVENT_FIELDS = {
     "Facility": "facility",
     "Value": "value",
     "Attributes": "attributes",
+    "IngestedAt": "ingested",
+    "Received": "received",
 }
 
 

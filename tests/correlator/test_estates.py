@@ -288,6 +288,8 @@ def test_po_to_receipt_estate_matches_ground_truth(estate: tuple[LiveServer, Est
     first = cycle(server, correlator)
     assert verdict(first[erp(103)]) == ("in_progress", None, None)
     assert first[erp(103)]["current_step"] == "wms_accepted"
+    # All of it arrived late (stamped hours ago): overdue work is not called stuck while it is arriving...
+    assert verdict(first[erp(105)]) == ("in_progress", None, None) and first[erp(105)]["next_step"] == "capital_review"
 
     # The second receiving batch arrives late, as a string of keys; it lists 104 again.
     e.span("receiving-batch", "post receipts", 30, **{"po.ids": f"{erp(103)}; 104"})
@@ -310,6 +312,7 @@ def test_po_to_receipt_estate_matches_ground_truth(estate: tuple[LiveServer, Est
         115: ("in_progress", None, None),
         117: ("stalled", "awaiting_approval", "biomed"),
     }
+    # ...the next cycle, with nothing late of them arriving, judges them.
     assert {int(k): verdict(v) for k, v in now.items()} == truth, "one key per PO, in canonical form"
     assert now[erp(101)]["current_step"] == "received" and now[erp(102)]["current_step"] == "received"
     assert now[erp(106)]["next_step"] == "po_published"
@@ -353,6 +356,7 @@ def test_older_messaging_conventions_and_the_default_exchange(estate: tuple[Live
     while KAFKA_QUEUE not in {q["name"] for q in httpx.get(f"{server.api}/api/v1/queues").json()}:
         assert time.time() < deadline, "the exporter is scraped"
         time.sleep(0.2)
+    assert verdict(cycle(server, correlator)[erp(121)]) == ("in_progress", None, None), "late: held a cycle"
     now = cycle(server, correlator)
     assert now[erp(120)]["current_step"] == "wms_accepted" and verdict(now[erp(120)]) == ("in_progress", None, None)
     assert verdict(now[erp(121)]) == ("blocked", "queue_backlog", KAFKA_QUEUE)
