@@ -44,7 +44,7 @@ GROUP BY CurrentStep, NextStep, State
 CYCLE_TIMES = """
 SELECT count() AS n, quantiles(0.5, 0.9, 0.95)(seconds) AS q, histogram(30)(seconds) AS bins
 FROM (
-    SELECT toFloat64(dateDiff('second', StartedAt, UpdatedAt)) AS seconds
+    SELECT dateDiff('nanosecond', StartedAt, UpdatedAt) / 1e9 AS seconds
     FROM business_transactions FINAL
     WHERE Workflow = {workflow:String} AND State = {completed:String} AND UpdatedAt >= {since:DateTime64(9)}
       AND ({facility:String} = '' OR Facility = {facility:String})
