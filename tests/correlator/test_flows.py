@@ -3,6 +3,7 @@ a workflow in canonical form (the SQL that stitching runs agrees with the Python
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -241,3 +242,28 @@ def test_an_error_inside_a_branch_names_the_branch_and_the_step(tmp_path: Any) -
     with pytest.raises(ConfigError) as err:
         load_settings(config, environ={})
     assert "workflows[0] (p2p).steps[1].one_of[1][0] (c).sla.normal: invalid duration '2hours'" in str(err.value)
+
+
+def test_queue_states_are_found_by_the_destination_spans_name(store: Store) -> None:
+    """An exporter's queue (`<entry>/<topic>/<group>`) and a pushed one are found by the topic or queue
+    spans carry; of two groups reading one topic, the one that tells of a wait counts."""
+    from collector.queues import QueueSample, write_samples
+    from correlator.queues import queue_infos
+    from triage.settings import Settings
+
+    settings = Settings.model_validate(
+        {"store": store.dsn, "queues": [{"name": "kafka", "kind": "prometheus", "url": "http://127.0.0.1:9308/m"}]}
+    )
+    now = datetime.now(UTC)
+    samples = [
+        QueueSample(queue="kafka/erp.po.out/audit", system="kafka", time=now, backlog=0, consumers=2,
+                    source="kafka", destination="erp.po.out", consumer_group="audit"),
+        QueueSample(queue="kafka/erp.po.out/wms", system="kafka", time=now, backlog=5120, consumers=0,
+                    source="kafka", destination="erp.po.out", consumer_group="wms"),
+        QueueSample(queue="ibmmq.po.inbound", system="ibmmq", time=now, backlog=40, consumers=1,
+                    source="push", destination="PO.INBOUND"),
+    ]  # fmt: skip
+    write_samples(store, samples)
+    infos = queue_infos(store, settings)
+    assert infos["erp.po.out"].name == "kafka/erp.po.out/wms" and infos["erp.po.out"].backlog == 5120
+    assert infos["PO.INBOUND"].name == "ibmmq.po.inbound"
