@@ -8,13 +8,16 @@ The small public surface:
 - the read model (`correlator.transactions`): `Transaction`, `TransactionFilter`, `list_transactions`,
   `get_transaction`, `timeline`, `cause_history`, `cause_groups`, `state_counts`, `filter_options`,
   `group_transactions` (alert rules), `stuck_by_component`;
-- `refresh_gauges(store, now)`: the business gauges on /metrics (the correlator owns them).
+- `refresh_gauges(store, now)`: the business gauges on /metrics (the correlator owns them);
+- `discover(store, key_attribute, since)`: a workflow proposed from the raw telemetry that carries a key
+  (`Discovery`: the config-shaped workflow, its YAML, the evidence; `NothingToDiscover` when nothing does).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from correlator.discover import Discovery, NothingToDiscover, discover
 from correlator.engine import Correlator, CycleResult
 from correlator.gauges import refresh as refresh_gauges
 from correlator.health import dependency_health
@@ -49,6 +52,8 @@ __all__ = [
     "CauseRecord",
     "Correlator",
     "CycleResult",
+    "Discovery",
+    "NothingToDiscover",
     "SampleTransaction",
     "Selection",
     "StateCount",
@@ -60,6 +65,7 @@ __all__ = [
     "cause_groups",
     "cause_history",
     "dependency_health",
+    "discover",
     "filter_options",
     "get_transaction",
     "group_transactions",

@@ -1,0 +1,546 @@
+"""From a mined flow to a proposed workflow: each step's mark (required, optional, conditional,
+alternative), human waits, SLAs per facility criticality, the value and facility attributes, and the
+evidence behind each. The proposal is the configuration's own shape (discovery_yaml.py writes it).
+
+How each mark is decided (docs/correlation.md, "Discovery", says the same to users):
+
+- required: reached by at least REQUIRED_SHARE of the transactions that got that far (reached it
+  or a step after it; transactions still before it say nothing yet);
+- conditional `when: {min_value: N}`: reaching it follows the transaction's value, the rule
+  "value ≥ N" having precision and recall of CONDITION_FIT or better among the transactions that got
+  that far; N is the roundest number between the largest value below the cut and the smallest above;
+- conditional `when: {attributes: {name: value}}`: the same, for an attribute of the first step that
+  takes few values;
+- optional: reached by only part of them, for no reason found;
+- alternatives (`one_of`): see correlator.mining.gateways;
+- human: a step of an approval-like or SaaS service (its service or span name says so) whose wait is
+  long (a median at least LONG_WAIT times the workflow's typical step wait: the median of the steps'
+  median waits) and variable (coefficient of variation at least VARIABLE_WAIT);
+- SLA: the 95th percentile of the wait before the step, per facility criticality with at least
+  MIN_TIER_SAMPLES waits (`normal` from all waits when its own tier has too few), times the margin,
+  rounded up to a readable duration; never under MIN_SLA, so that a step that is normally instant (a
+  call the step before makes) is not overdue at its first retry; a tier equal to the one it falls back
+  to is left out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from correlator.discovery_yaml import render
+from correlator.mining import REQUIRED_SHARE, Activity, Case, Flow, Gateway, StepStats, percentile
+from triage.durations import format_duration
+from triage.settings import Facility
+
+MARGIN = 1.5
+CONDITION_FIT = 0.9
+LONG_WAIT = 1.0
+VARIABLE_WAIT = 0.3
+MIN_TIER_SAMPLES = 5
+MIN_WAITS = 3
+MIN_SLA = 60.0
+_HUMAN = re.compile(r"approv|review|committee|sign[-_ ]?off|authori[sz]|inspect|attest|consent|manual|saas", re.I)
+_MONEY = re.compile(r"amount|value|total|price|cost|spend|sum\b", re.I)
+_NOT_MONEY = re.compile(
+    r"(^|[._])(id|ids|number|no|count|code|status|port|size|bytes|duration|ms|retries|version|year|line)s?([._]|$)"
+    r"|^(http|net|rpc|db|server|client|messaging|thread|process|otel)\.",
+    re.I,
+)
+_FACILITY = re.compile(r"facility|hospital|clinic|site|location|ward", re.I)
+_TIERS = ("critical", "high", "normal")
+_NICE = [1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700]
+_NICE += [3600 * h for h in (1, 2, 3, 4, 6, 8, 12, 18)] + [86400 * d for d in (1, 2, 3, 5, 7, 14, 30)]
+
+
+@dataclass(frozen=True)
+class AttributeStats:
+    """One attribute on the spans of one activity that name the key."""
+
+    activity: Activity
+    name: str
+    total: int  # spans of the activity
+    spans: int  # of those, with this attribute
+    numeric: int  # of those, with a number
+    mean: float
+    spread: float  # standard deviation of the numbers
+    distinct: int
+    facility_hits: int  # values that are configured facility ids
+
+    @property
+    def is_number(self) -> bool:
+        return self.numeric >= 0.9 * self.spans
+
+
+class Profile:
+    """The attributes of the spans that name the key, per activity (the first statement's answer)."""
+
+    def __init__(self, rows: list[AttributeStats], criticality: dict[str, str]) -> None:
+        self.rows = rows
+        self.criticality = criticality  # facility id → tier, as configured
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[Any]], criticality: dict[str, str]) -> Profile:
+        stats = [
+            AttributeStats(
+                activity=Activity(str(r[0]), str(r[1]), str(r[2])),
+                name=str(r[3]),
+                total=int(r[4]),
+                spans=int(r[5]),
+                numeric=int(r[6]),
+                mean=_finite(r[7]),
+                spread=_finite(r[8]),
+                distinct=int(r[9]),
+                facility_hits=int(r[10]),
+            )
+            for r in rows
+        ]
+        return cls(stats, criticality)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def on(self, activity: Activity) -> dict[str, AttributeStats]:
+        return {s.name: s for s in self.rows if s.activity == activity}
+
+    def candidates(self, keys: list[str], value: str | None, limit: int) -> list[str]:
+        """Attributes worth reading per transaction: numbers (a value), few-valued strings (a condition),
+        facility ids; the most common first, `value` always."""
+        seen: dict[str, int] = {}
+        for s in self.rows:
+            few = 1 < s.distinct <= 20
+            useful = (s.is_number and s.distinct > 1) or few or s.facility_hits or _FACILITY.search(s.name)
+            if s.name not in keys and useful:
+                seen[s.name] = seen.get(s.name, 0) + s.spans
+        ranked = sorted(seen, key=lambda n: (-seen[n], n))
+        return list(dict.fromkeys([*([value] if value else []), *ranked]))[:limit]
+
+
+def _finite(x: Any) -> float:
+    value = float(x)
+    return value if math.isfinite(value) else 0.0
+
+
+@dataclass(frozen=True)
+class StepEvidence:
+    name: str
+    service: str
+    span_name: str
+    kind: str
+    transactions: int  # reached it
+    share: float  # of the transactions that got that far
+    median_seconds: float | None  # wait from the step before
+    p95_seconds: float | None
+    variation: float | None  # coefficient of variation of that wait
+    repeated: int  # transactions that came back to it after another step (a loop)
+    mark: str  # first, required, optional, conditional, alternative
+    human: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class TransitionEvidence:
+    from_step: str  # "" is the start
+    to_step: str  # "" is the end
+    count: int
+    median_seconds: float
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    service: str
+    span_name: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    keys: list[str]
+    since: datetime
+    until: datetime
+    transactions: int
+    log_records: int  # carrying the key
+    left_censored: int  # begun before the window could show their start: not counted
+    value_attribute: str | None
+    facility_attribute: str | None
+    margin: float
+    steps: list[StepEvidence]
+    transitions: list[TransitionEvidence]
+    left_out: list[LeftOut]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    workflow: dict[str, Any]  # the configuration's shape: a `workflows:` entry
+    yaml: str  # `workflows: [that]`, with the evidence as comments
+    evidence: Evidence
+
+
+@dataclass
+class _Context:
+    flow: Flow
+    cases: Sequence[Case]
+    names: dict[Activity, str]
+    value: str | None
+    facility: str | None
+    criticality: dict[str, str]
+    margin: float
+    typical_wait: float
+    conditions: list[str]  # attributes a `when:` may name
+
+
+def propose(
+    flow: Flow,
+    cases: Sequence[Case],
+    profile: Profile,
+    *,
+    keys: list[str],
+    since: datetime,
+    until: datetime,
+    value: str | None,
+    facilities: Sequence[Facility],
+    name: str | None,
+    margin: float,
+    log_records: int,
+    left_censored: int = 0,
+) -> Discovery:
+    """The workflow the flow suggests, with its evidence."""
+    first = flow.order[0]
+    value = value or value_attribute(profile, first, keys)
+    facility = facility_attribute(profile, first, keys)
+    criticality = {f.id: str(f.criticality) for f in facilities}
+    waits = [statistics.median(s.waits.values()) for s in flow.stats.values() if len(s.waits) >= MIN_WAITS]
+    typical = statistics.median(waits) if waits else 0.0
+    conditions = condition_attributes(profile, first, keys)
+    ctx = _Context(flow, cases, step_names(flow), value, facility, criticality, margin, typical, conditions)
+    items, evidence = _items(ctx)
+    workflow: dict[str, Any] = {"name": name or _slug(f"discovered_{keys[0]}"), "keys": keys}
+    if facility:
+        workflow["facility"] = facility
+    if value:
+        workflow["value"] = value
+    workflow["steps"] = items
+    workflow["terminal"] = terminal(items)
+    notes = _notes(ctx, facilities)
+    found = Evidence(
+        keys, since, until, len(cases), log_records, left_censored, value, facility, margin, evidence,
+        _transitions(ctx), [LeftOut(a.service, a.span_name, a.kind, why) for a, why in sorted(
+            flow.left_out.items(), key=lambda kv: (kv[0].service, kv[0].span_name))], notes,
+    )  # fmt: skip
+    return Discovery(workflow, render(workflow, found), found)
+
+
+def _items(ctx: _Context) -> tuple[list[dict[str, Any]], list[StepEvidence]]:
+    """The flow's items (steps and one_of gateways) in order, and the evidence of every step."""
+    flow = ctx.flow
+    in_gateway = {a: g for g in flow.gateways for branch in g.branches for a in branch}
+    items: list[dict[str, Any]] = []
+    evidence: list[StepEvidence] = []
+    done: set[Activity] = set()
+    for index, activity in enumerate(flow.order):
+        if activity in done:
+            continue
+        gateway = in_gateway.get(activity)
+        if gateway is None:
+            step, ev = _step(ctx, activity, first=index == 0)
+            items.append(step)
+            evidence.append(ev)
+            done.add(activity)
+            continue
+        branches = []
+        for branch in gateway.branches:
+            steps = [_step(ctx, a, alternative=gateway) for a in branch]
+            branches.append([s for s, _ in steps] if len(steps) > 1 else steps[0][0])
+            evidence += [e for _, e in steps]
+            done.update(branch)
+        items.append({"one_of": branches})
+    return items, evidence
+
+
+def _step(
+    ctx: _Context, activity: Activity, first: bool = False, alternative: Gateway | None = None
+) -> tuple[dict[str, Any], StepEvidence]:
+    stats = ctx.flow.stats[activity]
+    step: dict[str, Any] = {"name": ctx.names[activity], "match": match(activity, ctx.flow)}
+    mark, reason = "first", "where transactions begin"
+    if alternative is not None:
+        mark, reason = "alternative", f"one of {len(alternative.branches)} paths ({alternative.coverage:.0%} took one)"
+    elif not first and stats.share >= REQUIRED_SHARE:
+        mark, reason = "required", f"reached by {stats.share:.0%} of those that got this far"
+    elif not first:
+        when, why = condition(ctx, stats)
+        if when:
+            step["when"], mark, reason = when, "conditional", why
+        else:
+            step["optional"], mark = True, "optional"
+            reason = f"reached by {stats.share:.0%} of those that got this far; no value or attribute explains which"
+    median, p95, cv = wait_figures(list(stats.waits.values()))
+    human = not first and is_human(ctx, activity, median, cv)
+    if human:
+        step["human"] = True
+        reason += f"; waits look human (median {_seconds(median)}, variation {cv:.2f})"
+    if not first:
+        sla = sla_for(ctx, stats)
+        if sla:
+            step["sla"] = sla
+    ev = StepEvidence(
+        step["name"], activity.service, activity.span_name, activity.kind, stats.reached, round(stats.share, 4),
+        median, p95, cv, stats.repeated, mark, human, reason,
+    )  # fmt: skip
+    return _ordered(step), ev
+
+
+def _ordered(step: dict[str, Any]) -> dict[str, Any]:
+    order = ("name", "match", "human", "optional", "when", "sla")
+    return {k: step[k] for k in order if k in step}
+
+
+def match(activity: Activity, flow: Flow) -> dict[str, str]:
+    """service and span_name, and kind where another activity seen has the same two."""
+    out = {"service": activity.service, "span_name": activity.span_name}
+    seen = [*flow.order, *flow.left_out]
+    if any(a != activity and (a.service, a.span_name) == (activity.service, activity.span_name) for a in seen):
+        out["kind"] = activity.kind.lower()
+    return out
+
+
+def step_names(flow: Flow) -> dict[Activity, str]:
+    """A name per step from its span name; the service's name in front where two would be the same."""
+    short = {a: _slug(a.span_name) or _slug(a.service) for a in flow.order}
+    counts: dict[str, int] = {}
+    for n in short.values():
+        counts[n] = counts.get(n, 0) + 1
+    names = {a: n if counts[n] == 1 else _slug(f"{a.service}_{n}") for a, n in short.items()}
+    taken: dict[str, int] = {}
+    for a, n in names.items():
+        taken[n] = taken.get(n, 0) + 1
+        if taken[n] > 1:
+            names[a] = f"{n}_{a.kind.lower()}_{taken[n]}"
+    return names
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def terminal(items: list[dict[str, Any]]) -> list[str]:
+    """The last steps: of the last required item (a gateway's branch ends), and of any optional or
+    conditional steps after it (a transaction that reaches them is done as well)."""
+    out: list[str] = []
+    for item in reversed(items):
+        if "one_of" in item:
+            for branch in item["one_of"]:
+                out.append((branch[-1] if isinstance(branch, list) else branch)["name"])
+            break
+        out.append(item["name"])
+        if not (item.get("optional") or item.get("when")):
+            break
+    return list(reversed(out))
+
+
+def wait_figures(waits: list[float]) -> tuple[float | None, float | None, float | None]:
+    """Median, 95th percentile and coefficient of variation of a step's waits (None with too few)."""
+    if not waits:
+        return None, None, None
+    median = statistics.median(waits)
+    mean = statistics.fmean(waits)
+    cv = statistics.pstdev(waits) / mean if len(waits) >= MIN_WAITS and mean > 0 else None
+    return round(median, 3), round(percentile(waits, 0.95), 3), round(cv, 3) if cv is not None else None
+
+
+def is_human(ctx: _Context, activity: Activity, median: float | None, cv: float | None) -> bool:
+    """Long, variable waits before a step of an approval-like or SaaS service."""
+    if median is None or cv is None or not _HUMAN.search(f"{activity.service} {activity.span_name}"):
+        return False
+    return median >= LONG_WAIT * ctx.typical_wait and cv >= VARIABLE_WAIT
+
+
+def sla_for(ctx: _Context, stats: StepStats) -> dict[str, str] | None:
+    """p95 of the wait × margin per criticality tier with enough waits; `normal` always (from all waits
+    when the normal tier has too few)."""
+    if len(stats.waits) < MIN_WAITS:
+        return None
+    by_tier: dict[str, list[float]] = {t: [] for t in _TIERS}
+    for index, wait in stats.waits.items():
+        tier = ctx.criticality.get(ctx.cases[index].attributes.get(ctx.facility or "", ""), "")
+        if tier:
+            by_tier[tier].append(wait)
+    sla: dict[str, str] = {}
+
+    def due(waits: list[float]) -> str:
+        return readable(max(percentile(waits, 0.95) * ctx.margin, MIN_SLA))
+
+    normal = by_tier["normal"] if len(by_tier["normal"]) >= MIN_TIER_SAMPLES else list(stats.waits.values())
+    sla["normal"] = due(normal)
+    for tier in ("high", "critical"):  # each falls back to the next less critical tier: say only what differs
+        fallback = sla.get("high", sla["normal"])
+        if len(by_tier[tier]) >= MIN_TIER_SAMPLES and due(by_tier[tier]) != fallback:
+            sla[tier] = due(by_tier[tier])
+    return {t: sla[t] for t in _TIERS if t in sla}
+
+
+def readable(seconds: float) -> str:
+    """The smallest readable duration at or above `seconds`: 45s, 10m, 2h, 3d."""
+    nice = next((n for n in _NICE if n >= seconds), math.ceil(seconds / 86400) * 86400)
+    if nice % 86400 == 0:
+        return f"{nice // 86400}d"
+    if nice % 3600 == 0:
+        return f"{nice // 3600}h"
+    if nice % 60 == 0:
+        return f"{nice // 60}m"
+    return f"{nice}s"
+
+
+def _seconds(value: float | None) -> str:
+    return format_duration(value) if value is not None else "—"
+
+
+def condition(ctx: _Context, stats: StepStats) -> tuple[dict[str, Any] | None, str]:
+    """`when:` for a step only part of the transactions reach, if their value or an attribute explains it."""
+    eligible = sorted(stats.passed)
+    best: tuple[float, dict[str, Any], str] | None = None
+    if ctx.value:
+        values = [(ctx.cases[i].attributes.get(ctx.value), i in stats.cases) for i in eligible]
+        known = [(float(v), hit) for v, hit in values if v is not None and _number(v)]
+        found = value_threshold(known)
+        if found:
+            threshold, fit = found
+            why = f"reached when {ctx.value} ≥ {threshold:,g} (fit {fit:.2f} over {len(known)} transactions)"
+            best = (fit, {"min_value": threshold}, why)
+    for name in ctx.conditions:
+        if name in (ctx.value, ctx.facility):
+            continue
+        seen = [(ctx.cases[i].attributes.get(name, ""), i in stats.cases) for i in eligible]
+        for wanted in {v for v, hit in seen if hit and v}:
+            fit = _fit(sum(1 for v, h in seen if v == wanted and h), sum(1 for v, h in seen if v == wanted and not h),
+                       sum(1 for v, h in seen if v != wanted and h))  # fmt: skip
+            if fit >= CONDITION_FIT and (best is None or fit > best[0]):
+                best = (fit, {"attributes": {name: wanted}}, f"reached when {name} = {wanted} (fit {fit:.2f})")
+    return (best[1], best[2]) if best else (None, "")
+
+
+def _number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _fit(tp: int, fp: int, fn: int) -> float:
+    """The lower of precision and recall of a rule (1.0 is a rule that explains every transaction)."""
+    if tp == 0:
+        return 0.0
+    return min(tp / (tp + fp), tp / (tp + fn))
+
+
+def value_threshold(known: list[tuple[float, bool]]) -> tuple[float, float] | None:
+    """The cut "value ≥ N" that best says which transactions reached the step, as (a round N, its fit)."""
+    reached = sum(1 for _, hit in known if hit)
+    if reached < 2 or reached > len(known) - 2:
+        return None
+    ordered = sorted(known)
+    best: tuple[float, int] | None = None  # (fit, index of the first value at or above the cut)
+    above_hits, above = reached, len(ordered)
+    for i, (v, hit) in enumerate(ordered):
+        if i == 0 or v != ordered[i - 1][0]:
+            fit = _fit(above_hits, above - above_hits, reached - above_hits)
+            if best is None or fit > best[0]:
+                best = (fit, i)
+        above -= 1
+        above_hits -= hit
+    if best is None or best[0] < CONDITION_FIT or best[1] == 0:
+        return None
+    fit, i = best
+    return round_between(ordered[i - 1][0], ordered[i][0]), round(fit, 3)
+
+
+def round_between(lo: float, hi: float) -> float:
+    """The roundest number above `lo` and at most `hi`, the lowest where several are as round (50,000
+    between 47,310 and 52,800; 100,000 between 97,000 and 250,000)."""
+    if hi <= 0 or hi <= lo:
+        return hi
+    step = 10.0 ** math.floor(math.log10(hi))
+    while step >= 0.01:
+        for factor in (1.0, 0.5, 0.25, 0.2):
+            unit = step * factor
+            candidate = (math.floor(lo / unit) + 1) * unit
+            if candidate <= hi:
+                return int(candidate) if candidate == int(candidate) else round(candidate, 2)
+        step /= 10
+    return hi
+
+
+def condition_attributes(profile: Profile, first: Activity, keys: list[str]) -> list[str]:
+    """Attributes on (nearly) every span of the first step that take a few values: what a `when:
+    {attributes}` may name. From the first step only, so that a condition is known before the step it
+    decides (an attribute of the step itself would explain it by its own presence)."""
+    return sorted(
+        s.name
+        for s in profile.on(first).values()
+        if s.name not in keys and not s.is_number and 1 < s.distinct <= 20 and s.spans >= 0.9 * s.total
+    )
+
+
+def value_attribute(profile: Profile, first: Activity, keys: list[str]) -> str | None:
+    """The numeric attribute of the first step that looks like money: a name that says so, else the one that
+    varies most (largest coefficient of variation); never a key, an id, a count or a status code."""
+    on_first = profile.on(first)
+    pool = [
+        s
+        for s in on_first.values()
+        if s.name not in keys and s.is_number and s.distinct > 1 and s.spans >= 0.5 * s.total
+        and not _NOT_MONEY.search(s.name)
+    ]  # fmt: skip
+    named = [s for s in pool if _MONEY.search(s.name)]
+    ranked = sorted(named or pool, key=lambda s: (-(s.spread / abs(s.mean) if s.mean else s.spread), s.name))
+    return ranked[0].name if ranked else None
+
+
+def facility_attribute(profile: Profile, first: Activity, keys: list[str]) -> str | None:
+    """The attribute whose values are configured facility ids; without facilities configured, a
+    facility-like name on the first step."""
+    if profile.criticality:
+        hits: dict[str, int] = {}
+        for s in profile.rows:
+            if s.name not in keys and s.facility_hits >= 0.8 * s.spans:
+                hits[s.name] = hits.get(s.name, 0) + s.facility_hits
+        if hits:
+            return max(sorted(hits), key=lambda n: hits[n])
+    named = [s for s in profile.on(first).values() if s.name not in keys and _FACILITY.search(s.name)]
+    return max(named, key=lambda s: s.spans).name if named else None
+
+
+def _transitions(ctx: _Context) -> list[TransitionEvidence]:
+    out = [
+        TransitionEvidence(
+            ctx.names[t.source] if t.source else "",
+            ctx.names[t.target] if t.target else "",
+            t.count,
+            round(statistics.median(t.seconds), 3),
+        )
+        for t in ctx.flow.transitions
+    ]
+    return sorted(out, key=lambda t: (-t.count, t.from_step, t.to_step))
+
+
+def _notes(ctx: _Context, facilities: Sequence[Facility]) -> list[str]:
+    notes = []
+    if not ctx.value:
+        notes.append("no numeric attribute that looks like money on the first step: give value=ATTR to use one")
+    if not facilities:
+        notes.append("no facilities configured: SLAs are proposed for the normal tier only")
+    elif not ctx.facility:
+        notes.append("no attribute carries the configured facility ids: SLAs are proposed for the normal tier only")
+    loops = [ctx.names[a] for a, s in ctx.flow.stats.items() if s.repeated]
+    if loops:
+        notes.append(
+            f"reached again after a later step (a loop; the state machine follows the latest): {', '.join(loops)}"
+        )
+    return notes
