@@ -80,10 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _part_commands() -> list[Any]:
-    """The commands of their own modules: demo (the simulator), report (dashboards), rules (alerts)."""
-    from app import demo, report, rules
+    """The commands of their own modules: demo (the simulator), report (dashboards), rules (alerts),
+    discover (workflow discovery)."""
+    from app import demo, discover, report, rules
 
-    return [demo.register, report.register, rules.register]
+    return [demo.register, report.register, rules.register, discover.register]
 
 
 def _timestamp(text: str) -> datetime:
@@ -193,7 +194,7 @@ def _join_relative_times(argv: Sequence[str]) -> list[str]:
     """`--from -6h` would read as an option to argparse: pass it on as `--from=-6h`."""
     out: list[str] = []
     for arg in argv:
-        if out and out[-1] in ("--from", "--to") and arg[:1] == "-" and arg[1:2].isdigit():
+        if out and out[-1] in ("--from", "--to", "--since") and arg[:1] == "-" and arg[1:2].isdigit():
             out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)

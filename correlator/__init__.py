@@ -10,7 +10,7 @@ The small public surface:
   `group_transactions` (alert rules), `stuck_by_component`;
 - `refresh_gauges(store, now)`: the business gauges on /metrics (the correlator owns them);
 - `discover(store, key_attribute, since)`: a workflow proposed from the raw telemetry that carries a key
-  (`Discovery`: the config-shaped workflow, its YAML, the evidence; `NothingToDiscover` when nothing does).
+  (`Discovery`: the config-shaped workflow, its YAML, the `DiscoveryEvidence`; `NothingToDiscover` when nothing does).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from correlator.discover import Discovery, NothingToDiscover, discover
 from correlator.engine import Correlator, CycleResult
 from correlator.gauges import refresh as refresh_gauges
 from correlator.health import dependency_health
+from correlator.proposal import DiscoveredStep, DiscoveredTransition, DiscoveryEvidence
 from correlator.transactions import (
     After,
     Cause,
@@ -52,7 +53,10 @@ __all__ = [
     "CauseRecord",
     "Correlator",
     "CycleResult",
+    "DiscoveredStep",
+    "DiscoveredTransition",
     "Discovery",
+    "DiscoveryEvidence",
     "NothingToDiscover",
     "SampleTransaction",
     "Selection",

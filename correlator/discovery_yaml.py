@@ -11,10 +11,10 @@ import yaml
 from triage.durations import format_duration
 
 if TYPE_CHECKING:
-    from correlator.proposal import Evidence, StepEvidence
+    from correlator.proposal import DiscoveredStep, DiscoveryEvidence
 
 
-def render(workflow: dict[str, Any], evidence: Evidence) -> str:
+def render(workflow: dict[str, Any], evidence: DiscoveryEvidence) -> str:
     """`workflows: [workflow]` with the evidence as comments."""
     since, until = evidence.since, evidence.until
     lines = [
@@ -45,7 +45,9 @@ def render(workflow: dict[str, Any], evidence: Evidence) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _step_lines(step: dict[str, Any], by_name: dict[str, StepEvidence], indent: str, nested: bool = False) -> list[str]:
+def _step_lines(
+    step: dict[str, Any], by_name: dict[str, DiscoveredStep], indent: str, nested: bool = False
+) -> list[str]:
     """A step's comment and its line; `nested` starts a branch that is a list of steps (`- - {...}`)."""
     ev = by_name.get(step["name"])
     dash = "- - " if nested else "- "
@@ -53,7 +55,7 @@ def _step_lines(step: dict[str, Any], by_name: dict[str, StepEvidence], indent: 
     return [*comment, f"{indent}{dash}{_flow(step)}"]
 
 
-def _summary(ev: StepEvidence) -> str:
+def _summary(ev: DiscoveredStep) -> str:
     wait = ""
     if ev.median_seconds is not None and ev.p95_seconds is not None:
         wait = f" · wait p50 {format_duration(ev.median_seconds)}, p95 {format_duration(ev.p95_seconds)}"

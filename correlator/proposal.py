@@ -127,7 +127,7 @@ def _finite(x: Any) -> float:
 
 
 @dataclass(frozen=True)
-class StepEvidence:
+class DiscoveredStep:
     name: str
     service: str
     span_name: str
@@ -144,7 +144,7 @@ class StepEvidence:
 
 
 @dataclass(frozen=True)
-class TransitionEvidence:
+class DiscoveredTransition:
     from_step: str  # "" is the start
     to_step: str  # "" is the end
     count: int
@@ -152,7 +152,7 @@ class TransitionEvidence:
 
 
 @dataclass(frozen=True)
-class LeftOut:
+class LeftOutActivity:
     service: str
     span_name: str
     kind: str
@@ -160,7 +160,7 @@ class LeftOut:
 
 
 @dataclass(frozen=True)
-class Evidence:
+class DiscoveryEvidence:
     keys: list[str]
     since: datetime
     until: datetime
@@ -170,9 +170,9 @@ class Evidence:
     value_attribute: str | None
     facility_attribute: str | None
     margin: float
-    steps: list[StepEvidence]
-    transitions: list[TransitionEvidence]
-    left_out: list[LeftOut]
+    steps: list[DiscoveredStep]
+    transitions: list[DiscoveredTransition]
+    left_out: list[LeftOutActivity]
     notes: list[str] = field(default_factory=list)
 
 
@@ -180,7 +180,7 @@ class Evidence:
 class Discovery:
     workflow: dict[str, Any]  # the configuration's shape: a `workflows:` entry
     yaml: str  # `workflows: [that]`, with the evidence as comments
-    evidence: Evidence
+    evidence: DiscoveryEvidence
 
 
 @dataclass
@@ -229,20 +229,20 @@ def propose(
     workflow["steps"] = items
     workflow["terminal"] = terminal(items)
     notes = _notes(ctx, facilities)
-    found = Evidence(
+    found = DiscoveryEvidence(
         keys, since, until, len(cases), log_records, left_censored, value, facility, margin, evidence,
-        _transitions(ctx), [LeftOut(a.service, a.span_name, a.kind, why) for a, why in sorted(
+        _transitions(ctx), [LeftOutActivity(a.service, a.span_name, a.kind, why) for a, why in sorted(
             flow.left_out.items(), key=lambda kv: (kv[0].service, kv[0].span_name))], notes,
     )  # fmt: skip
     return Discovery(workflow, render(workflow, found), found)
 
 
-def _items(ctx: _Context) -> tuple[list[dict[str, Any]], list[StepEvidence]]:
+def _items(ctx: _Context) -> tuple[list[dict[str, Any]], list[DiscoveredStep]]:
     """The flow's items (steps and one_of gateways) in order, and the evidence of every step."""
     flow = ctx.flow
     in_gateway = {a: g for g in flow.gateways for branch in g.branches for a in branch}
     items: list[dict[str, Any]] = []
-    evidence: list[StepEvidence] = []
+    evidence: list[DiscoveredStep] = []
     done: set[Activity] = set()
     for index, activity in enumerate(flow.order):
         if activity in done:
@@ -266,7 +266,7 @@ def _items(ctx: _Context) -> tuple[list[dict[str, Any]], list[StepEvidence]]:
 
 def _step(
     ctx: _Context, activity: Activity, first: bool = False, alternative: Gateway | None = None
-) -> tuple[dict[str, Any], StepEvidence]:
+) -> tuple[dict[str, Any], DiscoveredStep]:
     stats = ctx.flow.stats[activity]
     step: dict[str, Any] = {"name": ctx.names[activity], "match": match(activity, ctx.flow)}
     mark, reason = "first", "where transactions begin"
@@ -290,7 +290,7 @@ def _step(
         sla = sla_for(ctx, stats)
         if sla:
             step["sla"] = sla
-    ev = StepEvidence(
+    ev = DiscoveredStep(
         step["name"], activity.service, activity.span_name, activity.kind, stats.reached, round(stats.share, 4),
         median, p95, cv, stats.repeated, mark, human, reason,
     )  # fmt: skip
@@ -517,9 +517,9 @@ def facility_attribute(profile: Profile, first: Activity, keys: list[str]) -> st
     return max(named, key=lambda s: s.spans).name if named else None
 
 
-def _transitions(ctx: _Context) -> list[TransitionEvidence]:
+def _transitions(ctx: _Context) -> list[DiscoveredTransition]:
     out = [
-        TransitionEvidence(
+        DiscoveredTransition(
             ctx.names[t.source] if t.source else "",
             ctx.names[t.target] if t.target else "",
             t.count,

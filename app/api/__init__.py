@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from app.api import access, alerts, audit, health, logs, queues, traces, transactions
+from app.api import access, alerts, audit, discover, health, logs, queues, traces, transactions
 from app.runtime import Runtime
 from dashboards import mount_dashboards
 
@@ -38,6 +38,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     app.include_router(transactions.router, prefix="/api/v1")
     app.include_router(alerts.router, prefix="/api/v1")
     app.include_router(audit.router, prefix="/api/v1")
+    app.include_router(discover.router, prefix="/api/v1")
 
     mount_dashboards(app, runtime.store, runtime.settings)
     return app
