@@ -85,7 +85,9 @@ def span_keys_expr(workflow: Workflow, params: Params, attrs: str = "SpanAttribu
     (one key, a list of them, or an array), else none."""
     value = _first_attribute(workflow.keys, params, attrs)
     fmt = workflow.key_format
-    return canonical_keys_expr(fmt, params, _split_expr(fmt, params, value))
+    # Most spans name no key: they skip the array work (ClickHouse computes `value` once).
+    keys = canonical_keys_expr(fmt, params, _split_expr(fmt, params, value))
+    return f"if({value} = '', CAST([], 'Array(String)'), {keys})"
 
 
 def log_keys_expr(workflow: Workflow, params: Params, attrs: str = "LogAttributes", body: str = "Body") -> str:
