@@ -12,7 +12,7 @@ from correlator import StateCount, TimelineEvent, Transaction
 from dashboards import format as fmt
 from dashboards.queries.telemetry import Series
 from dashboards.queries.workflow import CycleTimes, StepState, Throughput, Transition
-from triage.settings import Workflow
+from triage.settings import Step, Workflow
 from triage.vocabulary import STUCK, State
 
 STATE_COLORS = {
@@ -140,13 +140,17 @@ def step_timeline(
 def flow_diagram(
     definition: Workflow | None, transitions: Sequence[Transition], states: Sequence[StepState]
 ) -> go.Figure:
-    """Steps as nodes left to right; edges labelled with count and p50/p95 step time; stuck counts in red."""
-    order = [s.name for s in definition.steps] if definition else []
+    """Steps as nodes left to right (a `one_of`'s branches one above the other); edges labelled with count
+    and p50/p95 step time; stuck counts in red."""
+    place = _step_places(definition)
+    order = list(place)
     for t in transitions:
         for name in (t.from_step, t.to_step):
-            if name and name not in order:
+            if name and name not in place:
+                place[name] = (max((c for c, _ in place.values()), default=-1) + 1, 0.0)
                 order.append(name)
-    x = {name: i for i, name in enumerate(order)}
+    x = {name: c for name, (c, _) in place.items()}
+    y = {name: r for name, (_, r) in place.items()}
     stuck_at: dict[str, int] = {}
     for s in states:
         if s.state in STUCK:
@@ -156,13 +160,14 @@ def flow_diagram(
         if t.from_step not in x or t.to_step not in x:
             continue
         x0, x1 = x[t.from_step], x[t.to_step]
-        lift = 0.0 if x1 == x0 + 1 else 0.25 * abs(x1 - x0)
+        y0, y1 = y[t.from_step], y[t.to_step]
+        lift = 0.0 if x1 == x0 + 1 or y0 != y1 else 0.25 * abs(x1 - x0)
         waiting = sum(
             s.count for s in states if s.current_step == t.from_step and s.next_step == t.to_step and s.state in STUCK
         )
         color = BAD if waiting else "#64748b"
         xs = [x0 + (x1 - x0) * k / 10 for k in range(11)]
-        ys = [lift * 4 * (k / 10) * (1 - k / 10) for k in range(11)]
+        ys = [y0 + (y1 - y0) * k / 10 + lift * 4 * (k / 10) * (1 - k / 10) for k in range(11)]
         fig.add_scatter(
             x=xs,
             y=ys,
@@ -175,14 +180,18 @@ def flow_diagram(
         if waiting:
             label += f"<br><b>{waiting:,} stuck</b>"
         fig.add_annotation(
-            x=(x0 + x1) / 2, y=lift + 0.12, text=label, showarrow=False, font={"size": 11, "color": color}
+            x=(x0 + x1) / 2,
+            y=(y0 + y1) / 2 + lift + 0.12,
+            text=label,
+            showarrow=False,
+            font={"size": 11, "color": color},
         )
     reached = {name: 0 for name in order}
     for t in transitions:
         reached[t.to_step] = reached.get(t.to_step, 0) + t.count
     fig.add_scatter(
         x=[x[n] for n in order],
-        y=[0] * len(order),
+        y=[y[n] for n in order],
         mode="markers+text",
         marker={
             "size": 34,
@@ -195,9 +204,30 @@ def flow_diagram(
         hoverinfo="text",
         showlegend=False,
     )
-    fig.update_xaxes(visible=False, range=[-0.6, max(len(order) - 0.4, 0.6)])
-    fig.update_yaxes(visible=False, range=[-0.6, 0.9])
-    return _layout(fig, 300)
+    fig.update_xaxes(visible=False, range=[-0.6, max(max(x.values(), default=0) + 0.6, 0.6)])
+    low, high = min(y.values(), default=0.0), max(y.values(), default=0.0)
+    fig.update_yaxes(visible=False, range=[low - 0.6, high + 0.9])
+    return _layout(fig, 300 + int(120 * (high - low)))
+
+
+def _step_places(definition: Workflow | None) -> dict[str, tuple[int, float]]:
+    """Column and row of every step as the flow is written: a line left to right, the branches of a
+    `one_of` side by side in rows, the step after it in the column after the longest branch."""
+    places: dict[str, tuple[int, float]] = {}
+    if definition is None:
+        return places
+    column = 0
+    for item in definition.flow:
+        if isinstance(item, Step):
+            places[item.name] = (column, 0.0)
+            column += 1
+            continue
+        rows = len(item.branches)
+        for i, branch in enumerate(item.branches):
+            for j, step in enumerate(branch):
+                places[step.name] = (column + j, 0.9 * (i - (rows - 1) / 2))
+        column += max(len(b) for b in item.branches)
+    return places
 
 
 def cycle_time_histogram(cycle: CycleTimes, target_seconds: float | None) -> go.Figure:
