@@ -360,3 +360,60 @@ def test_older_messaging_conventions_and_the_default_exchange(estate: tuple[Live
     now = cycle(server, correlator)
     assert now[erp(120)]["current_step"] == "wms_accepted" and verdict(now[erp(120)]) == ("in_progress", None, None)
     assert verdict(now[erp(121)]) == ("blocked", "queue_backlog", KAFKA_QUEUE)
+
+
+def test_batch_keys_arrive_the_same_by_every_otlp_path(estate: tuple[LiveServer, Estate, Correlator]) -> None:
+    """An array of keys means the same over OTLP/HTTP protobuf (above), OTLP/HTTP JSON and OTLP/gRPC."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+    server, e, correlator = estate
+    for n in (130, 131, 132, 133):
+        e.created(n, 300, 5_000)
+    # OTLP/JSON, as an SDK in another language or a collector sends it: an arrayValue of strings and ints.
+    start = e.now - 30 * MINUTE
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "receiving-batch"}}]},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "post receipts",
+                                "kind": 1,
+                                "startTimeUnixNano": str(start),
+                                "endTimeUnixNano": str(start + 10**6),
+                                "attributes": [
+                                    {
+                                        "key": "po.ids",
+                                        "value": {
+                                            "arrayValue": {"values": [{"stringValue": erp(130)}, {"intValue": "131"}]}
+                                        },
+                                    }
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    answer = httpx.post(f"{server.otlp_http}/v1/traces", json=body)
+    assert answer.status_code == 200, answer.text
+    # OTLP/gRPC from the SDK.
+    provider = TracerProvider(resource=Resource.create({"service.name": "receiving-batch"}))
+    provider.add_span_processor(SimpleSpanProcessor(GrpcSpanExporter(endpoint=server.otlp_grpc, insecure=True)))
+    span = provider.get_tracer("estate").start_span(
+        "post receipts", start_time=start, attributes={"po.ids": [erp(132), "133"]}
+    )
+    span.end(end_time=start + 10**6)
+    provider.shutdown()
+    cycle(server, correlator)
+    now = cycle(server, correlator)
+    assert {n: now[erp(n)]["state"] for n in (130, 131, 132, 133)} == dict.fromkeys((130, 131, 132, 133), "completed")
+    stored = server.store.query(
+        "SELECT SpanAttributes['po.ids'] FROM otel_traces WHERE SpanName = 'post receipts' ORDER BY 1"
+    )
+    assert sorted(r[0] for r in stored.result_rows) == [f'["{erp(130)}",131]', f'["{erp(132)}","133"]']
