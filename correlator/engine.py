@@ -52,6 +52,7 @@ class CycleResult:
     events: int
     evaluated: int
     seconds: float
+    held: int = 0  # overdue transactions not yet called stuck: late telemetry of them was arriving
 
 
 def utcnow() -> datetime:
@@ -132,7 +133,7 @@ class Correlator:
             self._last_full = time.monotonic()
         worklist.collect(s, cycle_start, now, rejudge_stuck=rejudge, replay=replay)
         # What arrived after the last cycle's window is new to this one (a replay holds nothing back).
-        evaluated = self._evaluate(now, arrived_after)
+        evaluated, held = self._evaluate(now, arrived_after)
         if replay is None:
             s.insert("correlator_state", [[WATERMARK, hi]], ["Name", "Watermark"])
             self._observe_lag(max(lo, self._previous_hi), hi)
@@ -145,7 +146,7 @@ class Correlator:
         newest = s.command("SELECT max(TriageIngestedAt) FROM otel_traces")
         if isinstance(newest, datetime) and newest > EPOCH:
             metrics.LAG.set(max(0.0, (utcnow() - newest).total_seconds()) if newest > hi else 0.0)
-        return CycleResult(lo, hi, stats.touched_traces, stats.events, evaluated, seconds)
+        return CycleResult(lo, hi, stats.touched_traces, stats.events, evaluated, seconds, held)
 
     def _observe_lag(self, lo: datetime, hi: datetime) -> None:
         """Per span first processed in this cycle: ingested → its transaction's state written."""
@@ -156,10 +157,12 @@ class Correlator:
             for _ in range(min(int(count), 100_000)):
                 metrics.SPAN_LAG.observe(max(0.0, float(lag)))
 
-    def _evaluate(self, now: datetime, arrived_after: datetime | None) -> int:
+    def _evaluate(self, now: datetime, arrived_after: datetime | None) -> tuple[int, int]:
+        """Judge the worklist; how many were judged, and how many of them were held (late data)."""
         events = worklist.load_events(self.store)
         if not events:
-            return 0
+            return 0, 0
+        held = 0
         previous = worklist.previous_verdicts(self.store)
         health = self._health(now)
         queues = queue_infos(self.store, self.settings)
@@ -185,7 +188,9 @@ class Correlator:
             verdict = evaluate(workflow, evs, ctx)
             before = previous.get((workflow_name, key))
             if arrived_after is not None and (before is None or before[2] not in STUCK):
+                judged = verdict
                 verdict = _hold_while_catching_up(verdict, evs, arrived_after, self._late_after)
+                held += verdict is not judged
             if (
                 verdict.state in STUCK
                 and verdict.due_at
@@ -210,7 +215,7 @@ class Correlator:
             self.store.insert("business_transactions", tx_rows, TRANSACTION_COLUMNS)
         if causes:
             self.store.insert("transaction_causes", causes, CAUSE_COLUMNS)
-        return len(tx_rows)
+        return len(tx_rows), held
 
     def _health(self, now: datetime) -> dict[str, Health]:
         since = now - timedelta(seconds=self.settings.correlation.health_window)
@@ -218,11 +223,15 @@ class Correlator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cycle every `correlation.interval` until `stop` is set; a failed cycle is logged and retried."""
-        interval = self.settings.correlation.interval
+        conf = self.settings.correlation
+        interval = conf.interval
         while not stop.is_set():
             began = time.monotonic()
+            wait = interval
             try:
                 result = await asyncio.to_thread(self.run_once)
+                if result.held:  # held work is judged as soon as the next rows have settled, not a cycle on
+                    wait = min(interval, max(conf.settle, 0.5) + 0.5)
                 self.health.succeeded()
                 if result.events or result.evaluated:
                     log.info(
@@ -238,6 +247,6 @@ class Correlator:
                 log.exception("event=correlation_cycle_failed")
             try:
                 # Cycles start every `interval`; a cycle that took longer is followed at once.
-                await asyncio.wait_for(stop.wait(), timeout=max(0.05, interval - (time.monotonic() - began)))
+                await asyncio.wait_for(stop.wait(), timeout=max(0.05, wait - (time.monotonic() - began)))
             except TimeoutError:
                 pass
