@@ -271,16 +271,17 @@ def _step(
     step: dict[str, Any] = {"name": ctx.names[activity], "match": match(activity, ctx.flow)}
     mark, reason = "first", "where transactions begin"
     if alternative is not None:
-        mark, reason = "alternative", f"one of {len(alternative.branches)} paths ({alternative.coverage:.0%} took one)"
+        paths = len(alternative.branches)
+        mark, reason = "alternative", f"one of {paths} alternative paths ({alternative.coverage:.0%} took one)"
     elif not first and stats.share >= REQUIRED_SHARE:
-        mark, reason = "required", f"reached by {stats.share:.0%} of those that got this far"
+        mark, reason = "required", "required"
     elif not first:
         when, why = condition(ctx, stats)
         if when:
-            step["when"], mark, reason = when, "conditional", why
+            step["when"], mark, reason = when, "conditional", f"conditional: {why}"
         else:
             step["optional"], mark = True, "optional"
-            reason = f"reached by {stats.share:.0%} of those that got this far; no value or attribute explains which"
+            reason = "optional: no value or attribute explains which transactions reach it"
     median, p95, cv = wait_figures(list(stats.waits.values()))
     human = not first and is_human(ctx, activity, median, cv)
     if human:

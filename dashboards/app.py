@@ -22,6 +22,7 @@ NAVIGATION = (
     ("Dependencies", "/dependencies"),
     ("Alerts", "/alerts"),
     ("Report", "/executive"),
+    ("Discover", "/discover"),
 )
 _app: Dash | None = None
 _lock = threading.Lock()
@@ -62,7 +63,15 @@ def _build() -> Dash:
         update_title="",
     )
     # Importing a page module registers it (dash.register_page) and its callbacks.
-    from dashboards.pages import alerts, dependencies, executive, overview, transaction, workflow  # noqa: F401
+    from dashboards.pages import (  # noqa: F401
+        alerts,
+        dependencies,
+        discover,
+        executive,
+        overview,
+        transaction,
+        workflow,
+    )
 
     app.layout = _shell
     app.server.before_request(lambda: _refuse_malformed_callbacks(app))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -149,3 +150,44 @@ def dependencies(store: Store, settings: Settings, filters: Filters) -> Dependen
 
 def alerts(store: Store, filters: Filters | None = None) -> alert_queries.AlertsView:
     return alert_queries.alerts_view(store, (filters or Filters()).since())
+
+
+@dataclass
+class DiscoveryView:
+    """A proposed workflow for the discovery page, or why there is none."""
+
+    key: str
+    range: str
+    found: readmodel.Discovery | None
+    problem: str = ""
+
+
+DISCOVERY_LIMIT = 5_000  # transactions the page reads: enough to see a flow, cheap to mine
+DISCOVERY_TTL = 60.0  # seconds a proposal is reused for the same key and range
+_discoveries: dict[tuple[str, str, str], tuple[float, DiscoveryView]] = {}
+
+
+def discovery(store: Store, settings: Settings, key: str, window: str) -> DiscoveryView:
+    """The workflow discovery proposes for `key` over the last `window` (a filters RANGE), reused for a minute."""
+    cache = (store.dsn, key, window)
+    now = time.monotonic()
+    kept = _discoveries.get(cache)
+    if kept and now - kept[0] < DISCOVERY_TTL:
+        return kept[1]
+    since = Filters(range=window).since()
+    try:
+        found = readmodel.discover(
+            store,
+            key,
+            since,
+            facilities=settings.facilities,
+            hops=settings.correlation.hop_rounds,
+            limit=DISCOVERY_LIMIT,
+        )
+        view = DiscoveryView(key, window, found)
+    except readmodel.NothingToDiscover as exc:
+        view = DiscoveryView(key, window, None, str(exc))
+    if len(_discoveries) > 32:
+        _discoveries.clear()
+    _discoveries[cache] = (now, view)
+    return view
