@@ -112,7 +112,9 @@ def choose_steps(cases: Sequence[Case]) -> tuple[set[Activity], dict[Activity, s
     steps: set[Activity] = set()
     left_out: dict[Activity, str] = {}
     for activity, n in support.items():
-        if n < floor:
+        if not (activity.service or activity.span_name):
+            left_out[activity] = "no service or span name to match it by"
+        elif n < floor:
             left_out[activity] = f"in {n} of {len(cases)} transactions only"
         elif activity.kind in PLUMBING and activity.service in working:
             left_out[activity] = f"a {activity.kind.lower()} span of {activity.service}, which has steps of its own"

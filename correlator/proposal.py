@@ -54,6 +54,7 @@ _NOT_MONEY = re.compile(
 )
 _FACILITY = re.compile(r"facility|hospital|clinic|site|location|ward", re.I)
 _TIERS = ("critical", "high", "normal")
+_KINDS = ("internal", "server", "client", "producer", "consumer")
 _NICE = [1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700]
 _NICE += [3600 * h for h in (1, 2, 3, 4, 6, 8, 12, 18)] + [86400 * d for d in (1, 2, 3, 5, 7, 14, 30)]
 
@@ -306,24 +307,28 @@ def _ordered(step: dict[str, Any]) -> dict[str, Any]:
 def match(activity: Activity, flow: Flow) -> dict[str, str]:
     """service and span_name, and kind where another activity seen has the same two."""
     out = {"service": activity.service, "span_name": activity.span_name}
+    out = {k: v for k, v in out.items() if v}  # an empty one would match anything: say nothing of it
     seen = [*flow.order, *flow.left_out]
-    if any(a != activity and (a.service, a.span_name) == (activity.service, activity.span_name) for a in seen):
+    same = [a for a in seen if a != activity and (a.service, a.span_name) == (activity.service, activity.span_name)]
+    if (same or not out) and activity.kind.lower() in _KINDS:
         out["kind"] = activity.kind.lower()
     return out
 
 
 def step_names(flow: Flow) -> dict[Activity, str]:
     """A name per step from its span name; the service's name in front where two would be the same."""
-    short = {a: _slug(a.span_name) or _slug(a.service) for a in flow.order}
+    short = {a: _slug(a.span_name) or _slug(a.service) or "step" for a in flow.order}
     counts: dict[str, int] = {}
     for n in short.values():
         counts[n] = counts.get(n, 0) + 1
-    names = {a: n if counts[n] == 1 else _slug(f"{a.service}_{n}") for a, n in short.items()}
-    taken: dict[str, int] = {}
-    for a, n in names.items():
-        taken[n] = taken.get(n, 0) + 1
-        if taken[n] > 1:
-            names[a] = f"{n}_{a.kind.lower()}_{taken[n]}"
+    names: dict[Activity, str] = {}
+    for a, n in short.items():
+        name = n if counts[n] == 1 else _slug(f"{a.service}_{n}")
+        candidate, i = name, 1
+        while candidate in names.values():
+            i += 1
+            candidate = f"{name}_{a.kind.lower()}" if i == 2 else f"{name}_{i}"
+        names[a] = candidate
     return names
 
 
@@ -358,7 +363,7 @@ def wait_figures(waits: list[float]) -> tuple[float | None, float | None, float 
 
 def is_human(ctx: _Context, activity: Activity, median: float | None, cv: float | None) -> bool:
     """Long, variable waits before a step of an approval-like or SaaS service."""
-    if median is None or cv is None or not _HUMAN.search(f"{activity.service} {activity.span_name}"):
+    if median is None or cv is None or median <= 0 or not _HUMAN.search(f"{activity.service} {activity.span_name}"):
         return False
     return median >= LONG_WAIT * ctx.typical_wait and cv >= VARIABLE_WAIT
 
