@@ -7,10 +7,11 @@ record with the key joins its trace), and proposes a workflow in the configurati
 steps in their usual order, how many transactions reached each and the wait before it, optional and
 conditional steps, alternatives, loops, human waits, SLAs per facility criticality.
 
-Two statements read the store: one profiles the attributes of the spans that name the key (where
+Three statements read the store: one profiles the attributes of the spans that name the key (where
 the value and facility attributes are found), one returns every transaction's activities in time
-order; mining them is Python (correlator.mining), the proposal is correlator.proposal. Neither
-writes anything, so discovery runs without a correlator and without workflows configured.
+order, one says which transactions near the window's start had begun before it; mining them is
+Python (correlator.mining), the proposal is correlator.proposal. None writes anything, so discovery
+runs without a correlator and without workflows configured.
 
 What an activity is, and which spans are left out (judgement, not a rule of OpenTelemetry): an
 activity is a distinct (service, span name, kind). Only spans that enter a service count: roots,
