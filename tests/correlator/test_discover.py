@@ -21,7 +21,10 @@ import pytest
 import yaml
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -68,6 +71,7 @@ class Estate:
         self.otlp = otlp
         self.providers: dict[str, TracerProvider] = {}
         self.tracers: dict[str, Tracer] = {}
+        self.loggers: dict[str, LoggerProvider] = {}
         self.now = time.time()
 
     def tracer(self, service: str) -> Tracer:
@@ -99,9 +103,25 @@ class Estate:
         span.end(end_time=ns + 5_000_000)
         return span
 
+    def log(self, service: str, at: float, span: Span | None, body: str, **attributes: Any) -> None:
+        """One OTLP log record at `at`, in the trace of `span`."""
+        if at > self.now or span is None:
+            return
+        if service not in self.loggers:
+            provider = LoggerProvider(resource=Resource.create({"service.name": service}))
+            exporter = OTLPLogExporter(endpoint=f"{self.otlp}/v1/logs")
+            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+            self.loggers[service] = provider
+        ns = int(at * 1e9)
+        logger = self.loggers[service].get_logger("estate")
+        logger.emit(timestamp=ns, observed_timestamp=ns, context=set_span_in_context(span), body=body,
+                    attributes=attributes)  # fmt: skip
+
     def close(self) -> None:
         for provider in self.providers.values():
             provider.shutdown()
+        for logs in self.loggers.values():
+            logs.shutdown()
 
 
 def equipment_requests(estate: Estate, count: int = 60, seed: int = 16) -> list[Request]:
@@ -109,7 +129,7 @@ def equipment_requests(estate: Estate, count: int = 60, seed: int = 16) -> list[
     purchasing consumer → budget check → review by a person in the approval SaaS (sent back and reviewed
     again now and then) → the capital committee for requests of CAPITAL or more → the PO by EDI *or*
     through the vendor portal (published, viewed) → received by the twice-daily receiving batch (one span,
-    an OTLP array of request ids) → paid."""
+    an OTLP array of request ids) → paid (a span that names no request: its log record does)."""
     rng = random.Random(seed)
     requests: list[Request] = []
     for n in range(count):
@@ -178,7 +198,8 @@ def _receiving_batches(e: Estate, requests: list[Request], rng: random.Random) -
             for r in ready:
                 waiting.remove(r)
                 r.at = slot + rng.uniform(HOUR, 3 * HOUR)
-                e.span("erp-finance", "post payment", r.at, SpanKind.INTERNAL, **{"req.id": r.key})
+                paid = e.span("erp-finance", "post payment", r.at, SpanKind.INTERNAL)
+                e.log("erp-finance", r.at, paid, f"payment posted for {r.key}", **{"req.id": r.key})
         slot += 12 * HOUR
 
 
@@ -213,6 +234,8 @@ def test_discovery_proposes_the_estates_flow(estate: tuple[LiveServer, list[Requ
     found = discover(server.store, KEYS, datetime.now(UTC) - SINCE, facilities=server.settings.facilities)
     ev = found.evidence
     assert ev.transactions == len(requests)
+    paid = next(s for s in ev.steps if s.service == "erp-finance")
+    assert ev.log_records == paid.transactions > 0, "the payments are known by their log records alone"
     workflow = found.workflow
     gateway = next(item for item in workflow["steps"] if "one_of" in item)
     branches = [[s["name"] for s in (b if isinstance(b, list) else [b])] for b in gateway["one_of"]]
