@@ -7,9 +7,10 @@ record with the key joins its trace), and proposes a workflow in the configurati
 steps in their usual order, how many transactions reached each and the wait before it, optional and
 conditional steps, alternatives, loops, human waits, SLAs per facility criticality.
 
-Three statements read the store: one profiles the attributes of the spans that name the key (where
+Four statements read the store: one profiles the attributes of the spans that name the key (where
 the value and facility attributes are found), one returns every transaction's activities in time
-order, one says which transactions near the window's start had begun before it; mining them is
+order, one says which transactions near the window's start had begun before it, one which other
+attributes hold some of the keys (the key under another name); mining them is
 Python (correlator.mining), the proposal is correlator.proposal. None writes anything, so discovery
 runs without a correlator and without workflows configured.
 
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from correlator.mining import Activity, Case, mine, near_start
-from correlator.proposal import MARGIN, Discovery, Profile, propose
+from correlator.proposal import MARGIN, Discovery, Profile, RelatedAttribute, propose
 from correlator.rules import Params, log_keys_expr, span_keys_expr
 from correlator.stitch import _MID as MESSAGE_ID  # the stitcher's own message-id expression, older names included
 from triage.errors import TriageError
@@ -116,6 +117,20 @@ SELECT DISTINCT Key FROM (
 WHERE has({keys:Array(String)}, Key)
 """
 
+# Other attributes that hold some of the keys found: the same key under another name (approval-saas's
+# po.number beside the ERP's erp.po_number), which the caller may want to add.
+_ALSO_NAMED = f"""
+SELECT name, count(), groupUniqArray(5)(ServiceName)
+FROM (SELECT ServiceName, SpanAttributes FROM otel_traces WHERE {_WINDOW})
+ARRAY JOIN mapKeys(SpanAttributes) AS name, mapValues(SpanAttributes) AS v
+WHERE v IN (SELECT arrayJoin({{sample:Array(String)}})) AND NOT has({{keys:Array(String)}}, name)
+GROUP BY name
+HAVING count() >= 2
+ORDER BY count() DESC, name
+LIMIT 10
+"""
+SAMPLE_KEYS = 200  # keys looked for under other attribute names
+
 _SPAN_ATTRIBUTE_NAMES = f"""
 SELECT DISTINCT name FROM (
     SELECT arrayJoin(mapKeys(SpanAttributes)) AS name FROM otel_traces WHERE {_WINDOW}
@@ -196,6 +211,7 @@ def discover(
         margin=margin,
         log_records=log_records,
         left_censored=len(begun),
+        related=_also_named(store, keys, window, [c.key for c in cases[:SAMPLE_KEYS]]),
     )
 
 
@@ -254,6 +270,15 @@ def _begun_before(store: Store, lens: Workflow, since: datetime, keys: list[str]
     sql = _sql(_BEGUN_BEFORE, lens, params)
     bound = {**params.values, "before": since - timedelta(seconds=usual), "since": since, "keys": keys}
     return {str(r[0]) for r in store.query(sql, bound).result_rows}
+
+
+def _also_named(
+    store: Store, keys: list[str], window: dict[str, datetime], sample: list[str]
+) -> list[RelatedAttribute]:
+    """Attributes other than `keys` whose values are some of the keys found (a sample of them)."""
+    bound = {**window, "sample": sample, "keys": keys}
+    rows = store.query(_ALSO_NAMED, bound).result_rows if sample else []
+    return [RelatedAttribute(str(name), int(n), sorted(str(s) for s in services)) for name, n, services in rows]
 
 
 def _nothing_found(store: Store, keys: list[str], window: dict[str, datetime]) -> str:

@@ -161,6 +161,15 @@ class LeftOutActivity:
 
 
 @dataclass(frozen=True)
+class RelatedAttribute:
+    """Another attribute that holds some of the keys found: the key under another name."""
+
+    name: str
+    spans: int
+    services: list[str]
+
+
+@dataclass(frozen=True)
 class DiscoveryEvidence:
     keys: list[str]
     since: datetime
@@ -174,6 +183,7 @@ class DiscoveryEvidence:
     steps: list[DiscoveredStep]
     transitions: list[DiscoveredTransition]
     left_out: list[LeftOutActivity]
+    related: list[RelatedAttribute] = field(default_factory=list)  # the key under other attribute names
     notes: list[str] = field(default_factory=list)
 
 
@@ -211,6 +221,7 @@ def propose(
     margin: float,
     log_records: int,
     left_censored: int = 0,
+    related: Sequence[RelatedAttribute] = (),
 ) -> Discovery:
     """The workflow the flow suggests, with its evidence."""
     first = flow.order[0]
@@ -229,11 +240,11 @@ def propose(
         workflow["value"] = value
     workflow["steps"] = items
     workflow["terminal"] = terminal(items)
-    notes = _notes(ctx, facilities)
+    notes = _notes(ctx, facilities, keys, related)
     found = DiscoveryEvidence(
         keys, since, until, len(cases), log_records, left_censored, value, facility, margin, evidence,
         _transitions(ctx), [LeftOutActivity(a.service, a.span_name, a.kind, why) for a, why in sorted(
-            flow.left_out.items(), key=lambda kv: (kv[0].service, kv[0].span_name))], notes,
+            flow.left_out.items(), key=lambda kv: (kv[0].service, kv[0].span_name))], list(related), notes,
     )  # fmt: skip
     return Discovery(workflow, render(workflow, found), found)
 
@@ -536,8 +547,15 @@ def _transitions(ctx: _Context) -> list[DiscoveredTransition]:
     return sorted(out, key=lambda t: (-t.count, t.from_step, t.to_step))
 
 
-def _notes(ctx: _Context, facilities: Sequence[Facility]) -> list[str]:
+def _notes(
+    ctx: _Context, facilities: Sequence[Facility], keys: list[str], related: Sequence[RelatedAttribute]
+) -> list[str]:
     notes = []
+    for other in related:
+        notes.append(
+            f"{other.name} holds the same keys on {other.spans:,} spans ({', '.join(other.services)}): to follow "
+            f"them there too, give key={','.join([*keys, other.name])}"
+        )
     if not ctx.value:
         notes.append("no numeric attribute that looks like money on the first step: give value=ATTR to use one")
     if not facilities:

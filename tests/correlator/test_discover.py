@@ -298,6 +298,11 @@ def test_discovery_says_what_it_did_not_find(estate: tuple[LiveServer, list[Requ
     alone = discover(server.store, "req.id", since)
     assert ("approval-saas", "review request") not in flat(alone)
     assert ("eqp-portal", "POST /requests") == flat(alone)[0]
+    # ...and says where else the same keys are: the approval SaaS and the committee call it approval.ref.
+    assert [(r.name, r.services) for r in alone.evidence.related] == [
+        ("approval.ref", ["approval-saas", "capital-committee"])
+    ]
+    assert "give key=req.id,approval.ref" in " ".join(alone.evidence.notes)
 
 
 # -- the demo's estate ------------------------------------------------------------------------------
