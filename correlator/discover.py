@@ -29,8 +29,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from correlator.discovery_attributes import Profile
 from correlator.mining import Activity, Case, mine, near_start
-from correlator.proposal import MARGIN, Discovery, Profile, RelatedAttribute, propose
+from correlator.proposal import MARGIN, Discovery, RelatedAttribute, propose
 from correlator.rules import Params, log_keys_expr, span_keys_expr
 from correlator.stitch import _MID as MESSAGE_ID  # the stitcher's own message-id expression, older names included
 from triage.errors import TriageError

@@ -33,98 +33,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from correlator.discovery_attributes import (
+    CONDITION_FIT,
+    Profile,
+    condition_attributes,
+    facility_attribute,
+    fit,
+    number,
+    value_attribute,
+    value_threshold,
+)
 from correlator.discovery_yaml import render
 from correlator.mining import REQUIRED_SHARE, Activity, Case, Flow, Gateway, StepStats, percentile
 from triage.durations import format_duration
 from triage.settings import Facility
 
 MARGIN = 1.5
-CONDITION_FIT = 0.9
 LONG_WAIT = 1.0
 VARIABLE_WAIT = 0.3
 MIN_TIER_SAMPLES = 5
 MIN_WAITS = 3
 MIN_SLA = 60.0
 _HUMAN = re.compile(r"approv|review|committee|sign[-_ ]?off|authori[sz]|inspect|attest|consent|manual|saas", re.I)
-_MONEY = re.compile(r"amount|value|total|price|cost|spend|sum\b", re.I)
-_NOT_MONEY = re.compile(
-    r"(^|[._])(id|ids|number|no|count|code|status|port|size|bytes|duration|ms|retries|version|year|line)s?([._]|$)"
-    r"|^(http|net|rpc|db|server|client|messaging|thread|process|otel)\.",
-    re.I,
-)
-_FACILITY = re.compile(r"facility|hospital|clinic|site|location|ward", re.I)
 _TIERS = ("critical", "high", "normal")
 _KINDS = ("internal", "server", "client", "producer", "consumer")
 _NICE = [1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700]
 _NICE += [3600 * h for h in (1, 2, 3, 4, 6, 8, 12, 18)] + [86400 * d for d in (1, 2, 3, 5, 7, 14, 30)]
-
-
-@dataclass(frozen=True)
-class AttributeStats:
-    """One attribute on the spans of one activity that name the key."""
-
-    activity: Activity
-    name: str
-    total: int  # spans of the activity
-    spans: int  # of those, with this attribute
-    numeric: int  # of those, with a number
-    mean: float
-    spread: float  # standard deviation of the numbers
-    distinct: int
-    facility_hits: int  # values that are configured facility ids
-
-    @property
-    def is_number(self) -> bool:
-        return self.numeric >= 0.9 * self.spans
-
-
-class Profile:
-    """The attributes of the spans that name the key, per activity (the first statement's answer)."""
-
-    def __init__(self, rows: list[AttributeStats], criticality: dict[str, str]) -> None:
-        self.rows = rows
-        self.criticality = criticality  # facility id → tier, as configured
-
-    @classmethod
-    def from_rows(cls, rows: Sequence[Sequence[Any]], criticality: dict[str, str]) -> Profile:
-        stats = [
-            AttributeStats(
-                activity=Activity(str(r[0]), str(r[1]), str(r[2])),
-                name=str(r[3]),
-                total=int(r[4]),
-                spans=int(r[5]),
-                numeric=int(r[6]),
-                mean=_finite(r[7]),
-                spread=_finite(r[8]),
-                distinct=int(r[9]),
-                facility_hits=int(r[10]),
-            )
-            for r in rows
-        ]
-        return cls(stats, criticality)
-
-    def __bool__(self) -> bool:
-        return bool(self.rows)
-
-    def on(self, activity: Activity) -> dict[str, AttributeStats]:
-        return {s.name: s for s in self.rows if s.activity == activity}
-
-    def candidates(self, keys: list[str], value: str | None, limit: int) -> list[str]:
-        """Attributes worth reading per transaction: numbers (a value), few-valued strings (a condition),
-        facility ids; the most common first, `value` always."""
-        seen: dict[str, int] = {}
-        for s in self.rows:
-            few = 1 < s.distinct <= 20
-            useful = (s.is_number and s.distinct > 1) or few or s.facility_hits or _FACILITY.search(s.name)
-            if s.name not in keys and useful:
-                seen[s.name] = seen.get(s.name, 0) + s.spans
-        ranked = sorted(seen, key=lambda n: (-seen[n], n))
-        return list(dict.fromkeys([*([value] if value else []), *ranked]))[:limit]
-
-
-def _finite(x: Any) -> float:
-    value = float(x)
-    return value if math.isfinite(value) else 0.0
 
 
 @dataclass(frozen=True)
@@ -425,113 +359,24 @@ def condition(ctx: _Context, stats: StepStats) -> tuple[dict[str, Any] | None, s
     best: tuple[float, dict[str, Any], str] | None = None
     if ctx.value:
         values = [(ctx.cases[i].attributes.get(ctx.value), i in stats.cases) for i in eligible]
-        known = [(float(v), hit) for v, hit in values if v is not None and _number(v)]
+        known = [(float(v), hit) for v, hit in values if v is not None and number(v)]
         found = value_threshold(known)
         if found:
-            threshold, fit = found
-            why = f"reached when {ctx.value} ≥ {threshold:,g} (fit {fit:.2f} over {len(known)} transactions)"
-            best = (fit, {"min_value": threshold}, why)
+            threshold, score = found
+            why = f"reached when {ctx.value} ≥ {threshold:,g} (fit {score:.2f} over {len(known)} transactions)"
+            best = (score, {"min_value": threshold}, why)
     for name in ctx.conditions:
         if name in (ctx.value, ctx.facility):
             continue
         seen = [(ctx.cases[i].attributes.get(name, ""), i in stats.cases) for i in eligible]
         for wanted in {v for v, hit in seen if hit and v}:
-            fit = _fit(sum(1 for v, h in seen if v == wanted and h), sum(1 for v, h in seen if v == wanted and not h),
-                       sum(1 for v, h in seen if v != wanted and h))  # fmt: skip
-            if fit >= CONDITION_FIT and (best is None or fit > best[0]):
-                best = (fit, {"attributes": {name: wanted}}, f"reached when {name} = {wanted} (fit {fit:.2f})")
+            hits = sum(1 for v, h in seen if v == wanted and h)
+            score = fit(
+                hits, sum(1 for v, h in seen if v == wanted and not h), sum(1 for v, h in seen if v != wanted and h)
+            )
+            if score >= CONDITION_FIT and (best is None or score > best[0]):
+                best = (score, {"attributes": {name: wanted}}, f"reached when {name} = {wanted} (fit {score:.2f})")
     return (best[1], best[2]) if best else (None, "")
-
-
-def _number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-def _fit(tp: int, fp: int, fn: int) -> float:
-    """The lower of precision and recall of a rule (1.0 is a rule that explains every transaction)."""
-    if tp == 0:
-        return 0.0
-    return min(tp / (tp + fp), tp / (tp + fn))
-
-
-def value_threshold(known: list[tuple[float, bool]]) -> tuple[float, float] | None:
-    """The cut "value ≥ N" that best says which transactions reached the step, as (a round N, its fit)."""
-    reached = sum(1 for _, hit in known if hit)
-    if reached < 2 or reached > len(known) - 2:
-        return None
-    ordered = sorted(known)
-    best: tuple[float, int] | None = None  # (fit, index of the first value at or above the cut)
-    above_hits, above = reached, len(ordered)
-    for i, (v, hit) in enumerate(ordered):
-        if i == 0 or v != ordered[i - 1][0]:
-            fit = _fit(above_hits, above - above_hits, reached - above_hits)
-            if best is None or fit > best[0]:
-                best = (fit, i)
-        above -= 1
-        above_hits -= hit
-    if best is None or best[0] < CONDITION_FIT or best[1] == 0:
-        return None
-    fit, i = best
-    return round_between(ordered[i - 1][0], ordered[i][0]), round(fit, 3)
-
-
-def round_between(lo: float, hi: float) -> float:
-    """The roundest number above `lo` and at most `hi`, the lowest where several are as round (50,000
-    between 47,310 and 52,800; 100,000 between 97,000 and 250,000)."""
-    if hi <= 0 or hi <= lo:
-        return hi
-    step = 10.0 ** math.floor(math.log10(hi))
-    while step >= 0.01:
-        for factor in (1.0, 0.5, 0.25, 0.2):
-            unit = step * factor
-            candidate = (math.floor(lo / unit) + 1) * unit
-            if candidate <= hi:
-                return int(candidate) if candidate == int(candidate) else round(candidate, 2)
-        step /= 10
-    return hi
-
-
-def condition_attributes(profile: Profile, first: Activity, keys: list[str]) -> list[str]:
-    """Attributes on (nearly) every span of the first step that take a few values: what a `when:
-    {attributes}` may name. From the first step only, so that a condition is known before the step it
-    decides (an attribute of the step itself would explain it by its own presence)."""
-    return sorted(
-        s.name
-        for s in profile.on(first).values()
-        if s.name not in keys and not s.is_number and 1 < s.distinct <= 20 and s.spans >= 0.9 * s.total
-    )
-
-
-def value_attribute(profile: Profile, first: Activity, keys: list[str]) -> str | None:
-    """The numeric attribute of the first step that looks like money: a name that says so, else the one that
-    varies most (largest coefficient of variation); never a key, an id, a count or a status code."""
-    on_first = profile.on(first)
-    pool = [
-        s
-        for s in on_first.values()
-        if s.name not in keys and s.is_number and s.distinct > 1 and s.spans >= 0.5 * s.total
-        and not _NOT_MONEY.search(s.name)
-    ]  # fmt: skip
-    named = [s for s in pool if _MONEY.search(s.name)]
-    ranked = sorted(named or pool, key=lambda s: (-(s.spread / abs(s.mean) if s.mean else s.spread), s.name))
-    return ranked[0].name if ranked else None
-
-
-def facility_attribute(profile: Profile, first: Activity, keys: list[str]) -> str | None:
-    """The attribute whose values are configured facility ids; without facilities configured, a
-    facility-like name on the first step."""
-    if profile.criticality:
-        hits: dict[str, int] = {}
-        for s in profile.rows:
-            if s.name not in keys and s.facility_hits >= 0.8 * s.spans:
-                hits[s.name] = hits.get(s.name, 0) + s.facility_hits
-        if hits:
-            return max(sorted(hits), key=lambda n: hits[n])
-    named = [s for s in profile.on(first).values() if s.name not in keys and _FACILITY.search(s.name)]
-    return max(named, key=lambda s: s.spans).name if named else None
 
 
 def _transitions(ctx: _Context) -> list[DiscoveredTransition]:

@@ -31,8 +31,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, Span, SpanKind, Tracer, set_span_in_context
 
 from correlator.discover import Discovery, NothingToDiscover, discover
+from correlator.discovery_attributes import AttributeStats, Profile
 from correlator.mining import Activity, Case, mine
-from correlator.proposal import AttributeStats, Profile, propose
+from correlator.proposal import propose
 from simulator.config import DemoOptions, business_settings, demo_config
 from simulator.scenario import load_scenario
 from simulator.simulation import Simulation
