@@ -256,8 +256,14 @@ def _cases(
     sql = _sql(_CASES, lens, params, __ATTRIBUTES__=attributes)
     bound: dict[str, Any] = {**params.values, **window, "hops": max(0, min(hops, 10)), "limit": limit}
     out = []
+    known: dict[tuple[str, str, str], Activity] = {}  # one object per activity: compared by identity first
     for key, events, values in store.query(sql, bound).result_rows:
-        steps = [(at / 1e9, Activity(service, span, kind)) for at, service, span, kind in events]
+        steps = []
+        for at, service, span, kind in events:
+            activity = known.get((service, span, kind))
+            if activity is None:
+                activity = known[(service, span, kind)] = Activity(service, span, kind)
+            steps.append((at / 1e9, activity))
         attrs = {c: v for c, v in zip(candidates, values, strict=True) if v}
         out.append(Case(str(key), steps, attrs))
     return out

@@ -12,6 +12,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MIN_SUPPORT = 0.02  # an activity in fewer transactions than this share (or in one) is noise: a retry, an error
 REQUIRED_SHARE = 0.95  # reached by this share of the transactions that got that far: required
@@ -21,9 +22,9 @@ PLUMBING = ("Client", "Producer", "Consumer")
 WORK = ("Server", "Internal")
 
 
-@dataclass(frozen=True)
-class Activity:
-    """What a span does, as a step would match it: service, span name and kind (as stored: Server...)."""
+class Activity(NamedTuple):
+    """What a span does, as a step would match it: service, span name and kind (as stored: Server...).
+    A tuple: discovery hashes and compares millions of them."""
 
     service: str
     span_name: str
@@ -141,6 +142,7 @@ def order_steps(sequences: Sequence[list[Run]], steps: set[Activity]) -> list[Ac
     (first occurrences); steps never seen together (alternatives) go by their median time from the start."""
     before: Counter[tuple[Activity, Activity]] = Counter()
     offsets: dict[Activity, list[float]] = defaultdict(list)
+    variants: Counter[tuple[Activity, ...]] = Counter()  # steps in the order first reached, and how many
     for seq in sequences:
         if not seq:
             continue
@@ -149,9 +151,11 @@ def order_steps(sequences: Sequence[list[Run]], steps: set[Activity]) -> list[Ac
             first.setdefault(run.step, run.first)
         for a, ta in first.items():
             offsets[a].append(ta - seq[0].first)
-            for b, tb in first.items():
-                if ta < tb:
-                    before[(a, b)] += 1
+        variants[tuple(first)] += 1
+    for variant, n in variants.items():
+        for i, a in enumerate(variant):
+            for b in variant[i + 1 :]:
+                before[(a, b)] += n
     median = {a: statistics.median(offsets[a]) if offsets[a] else 0.0 for a in steps}
     remaining = set(steps)
     order: list[Activity] = []
@@ -170,7 +174,8 @@ def order_steps(sequences: Sequence[list[Run]], steps: set[Activity]) -> list[Ac
 
 
 def measure(sequences: Sequence[list[Run]], order: list[Activity]) -> dict[Activity, StepStats]:
-    """Per step: transactions that reached it, that got that far, that came back to it, and the wait before it
+    """Per step: transactions that reached it, that got that far (reached it or a step ordered after it: a
+    transaction still before it says nothing of it yet), that came back to it, and the wait before it
     (from the latest step before its first occurrence, as the state machine counts an SLA)."""
     position = {a: i for i, a in enumerate(order)}
     stats = {a: StepStats(a) for a in order}
@@ -220,11 +225,15 @@ def _neighbours(moves: Iterable[Transition]) -> tuple[dict[Activity, Activity | 
     return pred, succ
 
 
-def _chains(partial: list[Activity], stats: dict[Activity, StepStats], moves: list[Transition]) -> list[list[Activity]]:
-    """Partial steps grouped into chains that happen together, one right after the other (a branch of two
-    steps: published, then viewed); every other partial step is a chain of its own."""
+def _exclusive(a: StepStats, b: StepStats) -> bool:
+    return len(a.cases & b.cases) <= EXCLUSIVE * min(a.reached, b.reached)
+
+
+def _chains(steps: list[Activity], stats: dict[Activity, StepStats], moves: list[Transition]) -> list[list[Activity]]:
+    """Steps grouped into chains that happen together, one right after the other (a branch of two steps:
+    published, then viewed); every other step is a chain of its own."""
     pred, succ = _neighbours(moves)
-    members = set(partial)
+    members = set(steps)
 
     def linked(a: Activity, b: Activity | None) -> bool:
         return (
@@ -235,7 +244,7 @@ def _chains(partial: list[Activity], stats: dict[Activity, StepStats], moves: li
             and len(stats[a].cases & stats[b].cases) >= TOGETHER * min(stats[a].reached, stats[b].reached)
         )
 
-    heads = [a for a in partial if not any(linked(b, a) for b in partial)]
+    heads = [a for a in steps if not any(linked(b, a) for b in steps)]
     chains: list[list[Activity]] = []
     for head in heads:
         chain = [head]
@@ -248,12 +257,16 @@ def _chains(partial: list[Activity], stats: dict[Activity, StepStats], moves: li
 
 
 def gateways(order: list[Activity], stats: dict[Activity, StepStats], moves: list[Transition]) -> list[Gateway]:
-    """Alternative paths: chains of partial steps that follow the same predecessor, lead to the same successor
-    and are rarely in one transaction together, and that together are taken by nearly every transaction."""
-    partial = [a for a in order if stats[a].share < REQUIRED_SHARE]
+    """Alternative paths: chains of steps that follow the same predecessor, lead to the same successor and are
+    rarely in one transaction together, and that between them are taken by nearly every transaction that
+    got that far. Candidates are the steps rarely seen with some other step (not every step only part of
+    the transactions reach: the alternative ordered last, at the end of a flow, is reached by all that got
+    as far as it)."""
+    rest = order[1:]
+    candidates = [a for a in rest if any(b != a and _exclusive(stats[a], stats[b]) for b in rest)]
     pred, succ = _neighbours(moves)
     by_ends: dict[tuple[Activity | None, Activity | None], list[list[Activity]]] = defaultdict(list)
-    for chain in _chains(partial, stats, moves):
+    for chain in _chains(candidates, stats, moves):
         by_ends[(pred.get(chain[0]), succ.get(chain[-1]))].append(chain)
     found: list[Gateway] = []
     for chains in by_ends.values():
