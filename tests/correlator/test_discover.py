@@ -31,9 +31,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, Span, SpanKind, Tracer, set_span_in_context
 
 from correlator.discover import Discovery, NothingToDiscover, discover
-from correlator.discovery_attributes import AttributeStats, Profile
+from correlator.discovery_attributes import AttributeStats, Profile, round_between, value_threshold
 from correlator.mining import Activity, Case, mine
-from correlator.proposal import propose
+from correlator.proposal import propose, readable
 from simulator.config import DemoOptions, business_settings, demo_config
 from simulator.scenario import load_scenario
 from simulator.simulation import Simulation
@@ -419,3 +419,41 @@ def test_any_flow_gives_a_workflow_the_loader_takes(cases: list[Case], name: str
     assert loaded == load_settings(None, {"workflows": [found.workflow]}, environ={}).workflows[0]
     assert len(found.evidence.steps) == len(loaded.steps) == len(flow.order)
     assert set(loaded.terminal) <= {s.name for s in loaded.steps}
+
+
+def _flow_of(*paths: tuple[list[str], int]) -> list[Case]:
+    """Cases that take each path (step names, one a minute apart) the number of times given."""
+    cases = []
+    for names, times in paths:
+        for _ in range(times):
+            n = len(cases)
+            events = [(1.7e9 + n * 3600 + 60 * i, Activity("svc", name, "Server")) for i, name in enumerate(names)]
+            cases.append(Case(f"K{n}", events))
+    return cases
+
+
+def test_alternatives_at_the_end_of_a_flow_are_a_gateway() -> None:
+    flow = mine(_flow_of((["start", "edi"], 30), (["start", "portal", "viewed"], 20), (["start"], 5)))
+    assert [[a.span_name for a in branch] for g in flow.gateways for branch in g.branches] == [
+        ["edi"],
+        ["portal", "viewed"],
+    ]
+    # Not one that only part of those that got that far take: then they are optional steps.
+    flow = mine(_flow_of((["start", "edi", "end"], 30), (["start", "portal", "end"], 20), (["start", "end"], 20)))
+    assert flow.gateways == []
+
+
+def test_round_numbers_and_readable_durations() -> None:
+    assert round_between(47_310, 52_800) == 50_000
+    assert round_between(97_000, 250_000) == 100_000
+    assert round_between(48_000, 49_000) == 49_000
+    assert [readable(s) for s in (0.2, 44, 61, 3 * 3600 + 1, 20 * 3600, 40 * 86400)] == [
+        "1s",
+        "45s",
+        "2m",
+        "4h",
+        "1d",
+        "40d",
+    ]
+    assert value_threshold([(v, v >= 50_000) for v in (1e3, 2e4, 4.9e4, 5.2e4, 8e4, 1.5e5)]) == (50_000, 1.0)
+    assert value_threshold([(v, v % 2 == 0) for v in range(40)]) is None, "no cut explains alternate values"
