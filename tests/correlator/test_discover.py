@@ -130,7 +130,8 @@ def equipment_requests(estate: Estate, count: int = 60, seed: int = 16) -> list[
     purchasing consumer → budget check → review by a person in the approval SaaS (sent back and reviewed
     again now and then) → the capital committee for requests of CAPITAL or more → the PO by EDI *or*
     through the vendor portal (published, viewed) → received by the twice-daily receiving batch (one span,
-    an OTLP array of request ids) → paid (a span that names no request: its log record does)."""
+    an OTLP array of request ids) → inspected, for biomedical equipment only → paid (a span that names no
+    request: its log record does)."""
     rng = random.Random(seed)
     requests: list[Request] = []
     for n in range(count):
@@ -199,6 +200,9 @@ def _receiving_batches(e: Estate, requests: list[Request], rng: random.Random) -
             for r in ready:
                 waiting.remove(r)
                 r.at = slot + rng.uniform(HOUR, 3 * HOUR)
+                if r.category == "biomed":  # biomedical equipment is inspected before it is paid for
+                    e.span("biomed-engineering", "inspect equipment", r.at, **{"req.id": r.key})
+                    r.at += rng.uniform(HOUR, 3 * HOUR)
                 paid = e.span("erp-finance", "post payment", r.at, SpanKind.INTERNAL)
                 e.log("erp-finance", r.at, paid, f"payment posted for {r.key}", **{"req.id": r.key})
         slot += 12 * HOUR
@@ -250,6 +254,7 @@ def test_discovery_proposes_the_estates_flow(estate: tuple[LiveServer, list[Requ
         ("eqp-portal", "PUT /requests"),
         ("capital-committee", "review capital request"),
         ("receiving-batch", "post receipts"),
+        ("biomed-engineering", "inspect equipment"),
         ("erp-finance", "post payment"),
     ], found.yaml
     assert workflow["steps"].index(gateway) == 6, "between the capital review and the receipt"
@@ -264,6 +269,9 @@ def test_discovery_proposes_the_estates_flow(estate: tuple[LiveServer, list[Requ
     assert step(found, "eqp-portal", "PUT /requests").optional
     capital = step(found, "capital-committee", "review capital request")
     assert capital.when is not None and capital.when.min_value == CAPITAL, found.yaml
+    inspection = step(found, "biomed-engineering", "inspect equipment")
+    assert inspection.when is not None and inspection.when.attributes == {"req.category": "biomed"}, found.yaml
+    assert inspection.when.min_value is None and not inspection.optional
     assert not step(found, "budget-service", "POST /budget-checks").human
     assert not step(found, "receiving-batch", "post receipts").human, "a nightly batch waits long, but not on a person"
 

@@ -47,7 +47,7 @@ def test_discovery_page_draws_the_flow_and_offers_the_yaml(
     browser.find_element(By.ID, "discover-run").click()
     headline = wait_for(browser, "#discover-headline", timeout=60)
     assert "60 transactions carry req.id, approval.ref, receiving.req_ids" in headline.text
-    assert "1 optional, 1 conditional, 3 on alternative paths, 2 waiting on a person" in headline.text
+    assert "1 optional, 2 conditional, 3 on alternative paths, 2 waiting on a person" in headline.text
     wait_for(browser, "#discover-flow .js-plotly-plot")
     nodes = browser.find_elements(By.CSS_SELECTOR, "#discover-flow .sankey .node-label")
     assert any("review_request" in n.text and "60 · wait 3h" in n.text for n in nodes), [n.text for n in nodes]
