@@ -403,6 +403,8 @@ def _notes(
         )
     if not ctx.value:
         notes.append("no numeric attribute that looks like money on the first step: give value=ATTR to use one")
+    elif not any(number(c.attributes.get(ctx.value, "")) for c in ctx.cases):
+        notes.append(f"no span of these transactions carries a number in {ctx.value}: no step is conditional on it")
     if not facilities:
         notes.append("no facilities configured: SLAs are proposed for the normal tier only")
     elif not ctx.facility:
