@@ -33,7 +33,7 @@ from correlator.discovery_attributes import Profile
 from correlator.mining import Activity, Case, mine, near_start
 from correlator.proposal import MARGIN, Discovery, RelatedAttribute, propose
 from correlator.rules import Params, log_keys_expr, span_keys_expr
-from correlator.stitch import _MID as MESSAGE_ID  # the stitcher's own message-id expression, older names included
+from correlator.stitch import MESSAGE_ID  # the stitcher's own message-id expression, older names included
 from triage.errors import TriageError
 from triage.settings import Facility, KeyFormat, Workflow
 from triage.store import Store

@@ -55,7 +55,7 @@ _DEST = (
     "SpanAttributes['messaging.rabbitmq.destination.routing_key'], "
     "SpanAttributes['messaging.rabbitmq.routing_key'] != '', SpanAttributes['messaging.rabbitmq.routing_key'], '')"
 )
-_MID = (
+MESSAGE_ID = (
     "if(SpanAttributes['messaging.message.id'] != '', SpanAttributes['messaging.message.id'], "
     "SpanAttributes['messaging.message_id'])"
 )
@@ -78,15 +78,16 @@ WHERE {_SPAN_WINDOW} AND link != '' AND link != TraceId
 _MESSAGE_EDGES = f"""
 INSERT INTO trace_edges (FromTrace, ToTrace, Via, SeenAt)
 WITH ids AS (
-    SELECT DISTINCT {_MID} AS mid FROM otel_traces
-    WHERE {_SPAN_WINDOW} AND SpanKind IN ('Producer', 'Consumer') AND {_MID} != ''
+    SELECT DISTINCT {MESSAGE_ID} AS mid FROM otel_traces
+    WHERE {_SPAN_WINDOW} AND SpanKind IN ('Producer', 'Consumer') AND {MESSAGE_ID} != ''
 )
 SELECT p.TraceId, c.TraceId, 'message', c.Timestamp
-FROM (SELECT TraceId, {_MID} AS mid, Timestamp FROM otel_traces
-      WHERE SpanKind = 'Consumer' AND Timestamp >= {{since:DateTime64(9)}} AND {_MID} IN (SELECT mid FROM ids)) AS c
-INNER JOIN (SELECT TraceId, {_MID} AS mid FROM otel_traces
+FROM (SELECT TraceId, {MESSAGE_ID} AS mid, Timestamp FROM otel_traces
+      WHERE SpanKind = 'Consumer' AND Timestamp >= {{since:DateTime64(9)}}
+        AND {MESSAGE_ID} IN (SELECT mid FROM ids)) AS c
+INNER JOIN (SELECT TraceId, {MESSAGE_ID} AS mid FROM otel_traces
             WHERE SpanKind = 'Producer' AND Timestamp >= {{since:DateTime64(9)}}
-              AND {_MID} IN (SELECT mid FROM ids)) AS p
+              AND {MESSAGE_ID} IN (SELECT mid FROM ids)) AS p
     ON p.mid = c.mid
 WHERE p.TraceId != c.TraceId
 """
@@ -208,7 +209,7 @@ class Stitcher:
             WHERE s.TraceId IN {_TOUCHED} AND s.Timestamp >= {{since:DateTime64(9)}}
         )
         ARRAY JOIN [{step}] AS step, [if({_ERROR}, 'error', 'ok')] AS status, [{failure}] AS failure,
-                   [{_DETAIL}] AS detail, [{_PEER}] AS peer, [{_DEST}] AS dest, [{_MID}] AS mid,
+                   [{_DETAIL}] AS detail, [{_PEER}] AS peer, [{_DEST}] AS dest, [{MESSAGE_ID}] AS mid,
                    [{facility}] AS facility, [toFloat64OrZero({value})] AS value
         WHERE (empty(own) OR has(own, Key))
           AND (step != '' OR status = 'error' OR failure = 1
