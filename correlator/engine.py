@@ -90,6 +90,9 @@ class Correlator:
         self.health = TaskHealth("correlator")
         # Telemetry stored this much after its own time is late, not merely batched on its way.
         self._late_after = timedelta(seconds=LATE_AFTER)
+        self._conditions_on_attributes = any(
+            s.when is not None and s.when.attributes for w in settings.workflows for s in w.steps
+        )
         self._previous_hi = EPOCH
 
     def watermark(self) -> datetime:
@@ -159,7 +162,7 @@ class Correlator:
 
     def _evaluate(self, now: datetime, arrived_after: datetime | None) -> tuple[int, int]:
         """Judge the worklist; how many were judged, and how many of them were held (late data)."""
-        events = worklist.load_events(self.store)
+        events = worklist.load_events(self.store, attributes=self._conditions_on_attributes)
         if not events:
             return 0, 0
         held = 0

@@ -35,7 +35,6 @@ class Event:
     value: float
     # The attributes a workflow's `when:` conditions name, as this event's span or log record held them.
     attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
-    ingested: datetime | None = None  # when stitching (last) wrote it (business_events.IngestedAt)
     received: datetime | None = None  # when the store first got its span or log record
 
 

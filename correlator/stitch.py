@@ -243,7 +243,9 @@ class Stitcher:
             keyed.append(f"""
             SELECT {params.add(workflow.name)} AS Workflow, Key, Timestamp, TraceId, SpanId, ServiceName,
                    Body, SeverityNumber, LogAttributes, TriageIngestedAt
-            FROM (SELECT *, {keys} AS ks FROM otel_logs WHERE {_SPAN_WINDOW} AND notEmpty(ks))
+            FROM (SELECT Timestamp, TraceId, SpanId, ServiceName, Body, SeverityNumber, LogAttributes,
+                         TriageIngestedAt, {keys} AS ks
+                  FROM otel_logs WHERE {_SPAN_WINDOW} AND notEmpty(ks))
             ARRAY JOIN ks AS Key
             """)
         step = step_expr(self.workflows, params, "log")

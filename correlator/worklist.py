@@ -32,7 +32,7 @@ SELECT DISTINCT Workflow, Key FROM business_events WHERE At >= {start:DateTime64
 """
 _EVENTS = """
 SELECT Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer,
-       Destination, MessageId, Facility, Value, Attributes, IngestedAt, Received
+       Destination, MessageId, Facility, Value, Received__ATTRIBUTES__
 FROM business_events
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 ORDER BY Workflow, Key, At
@@ -58,7 +58,6 @@ _EVENT_FIELDS = {
     "Facility": "facility",
     "Value": "value",
     "Attributes": "attributes",
-    "IngestedAt": "ingested",
     "Received": "received",
 }
 
@@ -81,11 +80,12 @@ def collect(
         store.command(_RANGE, {"start": replay[0], "end": replay[1]})
 
 
-def load_events(store: Store) -> dict[tuple[str, str], list[Event]]:
-    """The worklist's events by (workflow, key), in time order; a delivery seen twice counts once."""
+def load_events(store: Store, attributes: bool = True) -> dict[tuple[str, str], list[Event]]:
+    """The worklist's events by (workflow, key), in time order; a delivery seen twice counts once.
+    Without `attributes` (no workflow has a condition on one) the events' attribute maps are not read."""
     out: dict[tuple[str, str], list[Event]] = {}
     seen: set[tuple[str, str, str]] = set()
-    result = store.query(_EVENTS)
+    result = store.query(_EVENTS.replace("__ATTRIBUTES__", ", Attributes" if attributes else ""))
     columns = result.column_names
     for row in result.result_rows:
         r = dict(zip(columns, row, strict=True))
@@ -93,7 +93,7 @@ def load_events(store: Store) -> dict[tuple[str, str], list[Event]]:
         if ident in seen:
             continue
         seen.add(ident)
-        values = {name: r[column] for column, name in _EVENT_FIELDS.items()}
+        values = {name: r[column] for column, name in _EVENT_FIELDS.items() if column in r}
         values["failure"], values["value"] = bool(values["failure"]), float(values["value"])
         out.setdefault((r["Workflow"], r["Key"]), []).append(Event(**values))
     return out
