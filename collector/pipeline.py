@@ -256,6 +256,7 @@ class Pipeline:
 
     def _run(self) -> None:
         backoff = 0.1
+        unsure = False  # a write failed since the last success: what it stored is not known
         while True:
             batch = self._take_batch()
             if not batch:
@@ -263,9 +264,12 @@ class Pipeline:
                     return
                 continue
             try:
-                self._write(batch)
+                # After a failed write part of a batch may be stored (the native insert's view, or the
+                # traces of a batch whose logs then failed): write only what the store does not hold.
+                self._write(self._unwritten(batch) if unsure else batch)
                 if self.wal is not None:
                     self.wal.done([i.request for i in batch])
+                unsure = False
                 backoff = 0.1
                 self.last_error = ""
                 with self._cond:
@@ -276,6 +280,7 @@ class Pipeline:
                     metrics.BUFFER_BYTES.set(self._state.bytes)
                     self._cond.notify_all()
             except Exception as exc:
+                unsure = True
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error(
                     "event=write_failed rows=%d error=%r retry_in=%.1fs",
@@ -290,6 +295,21 @@ class Pipeline:
                         return
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _unwritten(self, batch: list[WorkItem]) -> list[WorkItem]:
+        """The batch less the requests the store holds whole; the rows of half-stored ones are removed
+        first (as a replay does). Requests without an id (no write-ahead log) cannot be told apart."""
+        ids = [i.request for i in batch if i.request]
+        if not ids:
+            return batch
+        stored = requests_stored(self.store, ids)
+        partial = [i.request for i in batch if i.request and 0 < stored.get(i.request, 0) < i.rows]
+        if partial:
+            remove_requests(self.store, partial)
+        whole = {i.request for i in batch if i.request and stored.get(i.request, 0) >= i.rows}
+        if whole or partial:
+            log.warning("event=write_retried already_stored=%d half_written=%d", len(whole), len(partial))
+        return [i for i in batch if i.request not in whole]
 
     def _write(self, batch: list[WorkItem]) -> None:
         native_ok = time.monotonic() - self._native_failed_at > NATIVE_RETRY_SECONDS
