@@ -23,17 +23,13 @@ from typing import Any
 
 import pika
 import pytest
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from correlator import Correlator
 from tests.conftest import LiveServer, server_settings
-from tests.correlator.test_estates import Estate, cycle
+from tests.correlator.test_estates import Estate, cycle, send_logs
 from tests.correlator.test_scenarios import verdict
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -212,20 +208,6 @@ class InvoiceEstate:
         self.e.span("gl-batch", "post journal", minutes, **{"gl.invoice_ids": keys, "gl.batch": "nightly"})
 
 
-def engine_log(server: LiveServer, lines: list[str]) -> None:
-    provider = LoggerProvider(resource=Resource.create({"service.name": "ap-engine"}))
-    provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{server.otlp_http}/v1/logs")))
-    logger = logging.getLogger("estate.ap-engine")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    handler = LoggingHandler(logger_provider=provider)
-    logger.addHandler(handler)
-    for line in lines:
-        logger.error(line)
-    logger.removeHandler(handler)
-    provider.shutdown()
-
-
 def play(inv: Invoice, s: InvoiceEstate, rng: random.Random, batch: list[Invoice], logs: list[str]) -> None:
     """Send the invoice's telemetry as its fate says; its batch posting is collected in `batch`."""
     big = inv.amount >= 10_000
@@ -306,7 +288,7 @@ def test_an_unseen_invoice_estate_scores_above_the_bar(
     logs: list[str] = []
     for inv in invoices:
         play(inv, s, rng, batch, logs)
-    engine_log(server, logs)
+    send_logs(server, "ap-engine", logs, logging.ERROR)
     for message_id in s.unconsumed:
         payments.publish(message_id)
     for _ in range(10):  # a decoy: the inventory service fails all along

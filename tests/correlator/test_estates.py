@@ -193,29 +193,32 @@ def cycle(server: LiveServer, correlator: Correlator) -> dict[str, dict[str, Any
     return states(server)
 
 
-def mirth_log(server: LiveServer, body: str) -> None:
-    """The integration engine's log line: POs in its body, no trace id."""
-    provider = LoggerProvider(resource=Resource.create({"service.name": "mirth"}))
+def send_logs(server: LiveServer, service: str, lines: list[str], level: int = logging.INFO) -> None:
+    """An engine's log lines over OTLP: keys in their bodies, no trace id."""
+    provider = LoggerProvider(resource=Resource.create({"service.name": service}))
     provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{server.otlp_http}/v1/logs")))
-    logger = logging.getLogger("estate.mirth")
+    logger = logging.getLogger(f"estate.{service}")
     logger.propagate = False
     logger.setLevel(logging.INFO)
     handler = LoggingHandler(logger_provider=provider)
     logger.addHandler(handler)
-    logger.info(body)
+    for line in lines:
+        logger.log(level, line)
     logger.removeHandler(handler)
     provider.shutdown()
 
 
+def wait_for_queue(server: LiveServer, name: str) -> None:
+    """Until the queue has been polled once and `GET /api/v1/queues` lists it."""
+    deadline = time.time() + 15
+    while name not in {q["name"] for q in httpx.get(f"{server.api}/api/v1/queues").json()}:
+        assert time.time() < deadline, f"{name} is polled"
+        time.sleep(0.2)
+
+
 def test_po_to_receipt_estate_matches_ground_truth(estate: tuple[LiveServer, Estate, Correlator]) -> None:
     server, e, correlator = estate
-    deadline = time.time() + 15
-    while time.time() < deadline:  # the exporter has been scraped once
-        names = {q["name"] for q in httpx.get(f"{server.api}/api/v1/queues").json()}
-        if KAFKA_QUEUE in names:
-            break
-        time.sleep(0.2)
-    assert KAFKA_QUEUE in names
+    wait_for_queue(server, KAFKA_QUEUE)  # the exporter has been scraped once
 
     # 101, 102, 104: received by the nightly batch (an array of three spellings); 102 went by the portal.
     e.created(101, 600, 5_000)
@@ -280,7 +283,7 @@ def test_po_to_receipt_estate_matches_ground_truth(estate: tuple[LiveServer, Est
     e.through_wms(117, 480)
     # The nightly receiving batch: one span, three POs as an OTLP array in three spellings.
     e.span("receiving-batch", "post receipts", 60, **{"po.ids": [erp(101), f"PO-{erp(102)}", "104"]})
-    mirth_log(server, f"ACK received for PO-{erp(110)} and PO {111}")
+    send_logs(server, "mirth", [f"ACK received for PO-{erp(110)} and PO {111}"])
     # A decoy: an unrelated service fails all the time.
     for _ in range(10):
         e.span("inventory-api", "GET /stock", 5, SpanKind.SERVER, error="inventory db down")
@@ -352,10 +355,7 @@ def test_older_messaging_conventions_and_the_default_exchange(estate: tuple[Live
         "messaging.rabbitmq.destination.routing_key": "erp.po.out",
     }
     e.span("erp-integration", "publish", 180, SpanKind.PRODUCER, **{"erp.po_number": erp(121), **rabbit})
-    deadline = time.time() + 15
-    while KAFKA_QUEUE not in {q["name"] for q in httpx.get(f"{server.api}/api/v1/queues").json()}:
-        assert time.time() < deadline, "the exporter is scraped"
-        time.sleep(0.2)
+    wait_for_queue(server, KAFKA_QUEUE)
     server.flush()
     time.sleep(0.6)
     held = correlator.run_once().held
