@@ -23,3 +23,11 @@ def checked(settings: Settings) -> Settings:
     """`settings` once the parts accept them; ConfigError names the file, the field and the fix."""
     inline_rules(settings)
     return settings
+
+
+def client_settings(args: Any) -> Settings:
+    """The settings of a command that may ask a running server (report, discover): the config file with
+    the command's --store, --log-level and the server's --host/--port given on the command line."""
+    names = ("store", "log_level", "host", "port")
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    return load_config(getattr(args, "config", None), overrides)

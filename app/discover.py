@@ -21,7 +21,7 @@ from rich.table import Table
 
 from app import remote
 from app.api.discover import parse_time
-from app.config import load_config
+from app.config import client_settings
 from triage import logsetup
 from triage.durations import format_duration
 from triage.errors import ConfigError
@@ -56,14 +56,8 @@ def register(
     cmd.set_defaults(func=cmd_discover)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    names = ("store", "log_level", "host", "port")
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    return load_config(getattr(args, "config", None), overrides)
-
-
 def cmd_discover(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = client_settings(args)
     logsetup.configure(settings.log_level, settings.log_format)
     try:
         since = parse_time(args.since)

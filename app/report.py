@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from app import remote
-from app.config import load_config
+from app.config import client_settings
 from triage import logsetup
 from triage.errors import ConfigError
 from triage.settings import Settings
@@ -42,16 +42,10 @@ def register(
     report.set_defaults(func=cmd_report)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    names = ("store", "log_level", "host", "port")
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    return load_config(getattr(args, "config", None), overrides)
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from dashboards.report import parse_period
 
-    settings = _settings(args)
+    settings = client_settings(args)
     logsetup.configure(settings.log_level, settings.log_format)
     out = Path(args.out)
     kind = out.suffix.lower().lstrip(".")
