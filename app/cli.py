@@ -18,6 +18,7 @@ from triage import logsetup
 from triage.durations import parse_duration
 from triage.errors import ConfigError, TriageError
 from triage.settings import Settings
+from triage.vocabulary import ROLES
 
 console = Console(stderr=True)
 
@@ -46,9 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = sub.add_parser("serve", help="run collector, API and dashboards in one process")
+    serve = sub.add_parser(
+        "serve", help="run the service: every part in one process, or the parts --roles names (scaling out)"
+    )
     _common(serve)
     _serving(serve)
+    serve.add_argument(
+        "--roles",
+        metavar="R[,R]",
+        help=f"parts this process runs, of {', '.join(ROLES)} (default all; env TRIAGE_ROLES)",
+    )
+    serve.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="correlator shard this process owns, e.g. 2/4 (default 1/1; env TRIAGE_SHARD); "
+        "a shard whose worker stops renewing its lease is taken over by another",
+    )
 
     migrate = sub.add_parser("migrate", help="apply pending schema migrations to the store")
     _common(migrate)
@@ -105,7 +119,7 @@ def _timestamp(text: str) -> datetime:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("store", "host", "port", "otlp_http_port", "otlp_grpc_port", "log_level")
+    names = ("store", "host", "port", "otlp_http_port", "otlp_grpc_port", "log_level", "roles", "shard")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 

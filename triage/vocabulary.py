@@ -48,9 +48,20 @@ class QueueStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Role(StrEnum):
+    """A part of the service a process runs (`triage serve --roles`); all of them by default."""
+
+    COLLECTOR = "collector"  # OTLP/HTTP and OTLP/gRPC, raw log lines, queue pollers, log tailing
+    CORRELATOR = "correlator"  # stitching and judging the transactions of its shard
+    API = "api"  # the JSON API under /api/v1/
+    DASHBOARDS = "dashboards"  # the Dash app under /dashboards/
+    ALERTS = "alerts"  # the alert evaluator (one active at a time, by lease)
+
+
 STATES: tuple[State, ...] = tuple(State)
 CAUSE_KINDS: tuple[CauseKind, ...] = tuple(CauseKind)
 CRITICALITIES: tuple[Criticality, ...] = tuple(Criticality)  # most critical first
+ROLES: tuple[Role, ...] = tuple(Role)
 # The states the product exists to find; the order is the display order.
 STUCK: tuple[State, ...] = (State.STALLED, State.BLOCKED, State.FAILED)
 # Stuck transactions whose cause may change with dependency health: re-judged periodically.

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from triage.durations import Duration
-from triage.settings.types import Model, Regex, SqlRegex, check_regex
-from triage.vocabulary import CRITICALITIES, Criticality
+from triage.settings.types import Model, Regex, Shard, ShardSpec, SqlRegex, check_regex
+from triage.vocabulary import CRITICALITIES, ROLES, Criticality, Role
 
 
 def default_store() -> str:
@@ -524,7 +524,25 @@ class Settings(Model):
     redaction: Redaction = Field(default_factory=Redaction)
     alerts: Alerts = Field(default_factory=Alerts)
     correlation: Correlation = Field(default_factory=Correlation)
+    # Which parts this process runs (docs/operations.md, "Scaling out"); all of them by default.
+    roles: list[Role] = Field(default_factory=lambda: [str(r) for r in ROLES])  # type: ignore[arg-type]
+    # The correlator shard this process owns (it takes over others' whose lease lapsed).
+    shard: ShardSpec = Field(default_factory=Shard)
     _source: str = PrivateAttr(default="settings")
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [r.strip() for r in value.split(",") if r.strip()]
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _some_role(cls, roles: list[Role]) -> list[Role]:
+        if not roles:
+            raise ValueError(f"give at least one role of {', '.join(ROLES)}")
+        return list(dict.fromkeys(roles))
 
     @field_validator("api_keys", mode="before")
     @classmethod

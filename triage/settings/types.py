@@ -55,3 +55,37 @@ Regex = Annotated[str, AfterValidator(check_regex)]
 SqlRegex = Annotated[str, AfterValidator(check_re2)]
 # A list that may be written as a single value.
 Names = Annotated[list[str], BeforeValidator(one_or_many)]
+
+
+class Shard(BaseModel):
+    """Shard `index` of `count` (1-based, written `2/4`): the correlator worker that owns the transactions
+    whose hash of (workflow, key) falls on it. `1/1` owns every transaction."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, value: Any) -> Any:
+        """`2/4` → Shard(index=2, count=4); ValueError says how to write one."""
+        if not isinstance(value, str):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+        if not match:
+            raise ValueError(f"shard {value!r} is not of the form i/n: write e.g. 2/4 (the second of four shards)")
+        index, count = int(match.group(1)), int(match.group(2))
+        if not 1 <= count <= 1024 or not 1 <= index <= count:
+            raise ValueError(f"shard {value!r}: n must be 1..1024 and i 1..n (shards are numbered from 1), e.g. 2/4")
+        return {"index": index, "count": count}
+
+    @property
+    def name(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# A shard as the configuration writes it: `2/4`.
+ShardSpec = Annotated[Shard, BeforeValidator(Shard.parse)]
