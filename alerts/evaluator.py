@@ -158,8 +158,10 @@ class Evaluator:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Cycle until `stop`; a failed cycle is logged and retried at the next interval."""
+        """Cycle until `stop`; a failed cycle is logged and retried at the next interval. Each run starts
+        from the stored alert state (a standby taking over continues where the last evaluator stood)."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self._loaded = False
         interval = self.settings.alerts.interval
         async with httpx.AsyncClient() as client:
             while not stop.is_set():

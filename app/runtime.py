@@ -9,11 +9,12 @@ from pathlib import Path
 
 from alerts import Evaluator
 from collector import Pipeline, Receiver, Redactor, WriteAheadLog, load_redaction_key
-from correlator import Correlator
+from correlator import Correlator, ShardWorker
 from triage.auth import ApiKeys, KeySpec
 from triage.health import TaskHealth
-from triage.settings import Settings
+from triage.settings import Settings, Shard
 from triage.store import Store
+from triage.vocabulary import Role
 
 log = logging.getLogger("triage")
 
@@ -74,8 +75,11 @@ class Runtime:
     pipeline: Pipeline
     receiver: Receiver
     keys: ApiKeys
+    # What replays use: the worker's own correlator when it owns every transaction, else one with
+    # scratch tables of its own (a replay rebuilds every shard's transactions).
     correlator: Correlator
-    evaluator: Evaluator | None
+    worker: ShardWorker | None  # the correlator role: this process's shards
+    evaluator: Evaluator | None  # the alerts role (it evaluates while it holds the alerts lease)
     # A broker that is down is a queue's status, not a failure; the store refusing samples is.
     pollers: TaskHealth = field(default_factory=lambda: TaskHealth("queue pollers"))
 
@@ -88,20 +92,33 @@ class Runtime:
             log.info("event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied))
         pipeline = Pipeline(store, settings.ingest, wal=build_wal(settings))
         pipeline.start()
+        roles = set(settings.roles)
+        worker = ShardWorker(store, settings) if Role.CORRELATOR in roles else None
+        if worker is not None and settings.shard.count == 1:
+            correlator = worker.correlator  # the background loop and the replay API share its lock
+        else:
+            correlator = Correlator(store, settings, Shard(), scratch="replay")
         return cls(
             settings,
             store,
             pipeline,
             Receiver(pipeline, build_redactor(settings), settings.retention.raw_days),
             api_keys(settings),
-            # One correlator per store: the background loop and the replay API share its lock.
-            Correlator(store, settings),
-            Evaluator(store, settings) if settings.alerts.enabled else None,
+            correlator,
+            worker,
+            Evaluator(store, settings) if settings.alerts.enabled and Role.ALERTS in roles else None,
         )
+
+    def has(self, role: Role) -> bool:
+        return role in self.settings.roles
 
     def failing_tasks(self) -> list[str]:
         """The background tasks failing cycle after cycle, each with why."""
-        tasks = [self.correlator.health, self.pollers, *([self.evaluator.health] if self.evaluator else [])]
+        tasks = [
+            *([self.worker.health] if self.worker else []),
+            *([self.pollers] if self.has(Role.COLLECTOR) else []),
+            *([self.evaluator.health] if self.evaluator else []),
+        ]
         failing = [p for p in (t.problem() for t in tasks) if p]
         if self.pipeline.last_error:
             waiting = self.pipeline.buffered_rows

@@ -19,7 +19,9 @@ from app.remote import leave_address
 from app.runtime import Runtime
 from collector import create_otlp_grpc_server, create_otlp_http_app, run_pollers, tail_sources
 from correlator import run_correlator
+from triage.leases import Lease, holder_name, store_lease, while_held
 from triage.settings import Settings
+from triage.vocabulary import Role
 
 # A task that runs beside the servers until the stop event is set.
 Background = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, Any]]
@@ -65,31 +67,38 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    grpc_server = create_otlp_grpc_server(
-        runtime.receiver, settings.ingest, runtime.keys, settings.host, settings.otlp_grpc_port
-    )
+    collecting = runtime.has(Role.COLLECTOR)
     api = _uvicorn(create_api_app(runtime), settings, settings.port)
-    otlp = _uvicorn(
-        create_otlp_http_app(runtime.receiver, settings.ingest, runtime.keys), settings, settings.otlp_http_port
-    )
-    grpc_server.start()
-    tasks = [asyncio.create_task(api.serve()), asyncio.create_task(otlp.serve())]
-    while not (api.started and otlp.started):
+    servers = [api]
+    grpc_server = None
+    if collecting:
+        grpc_server = create_otlp_grpc_server(
+            runtime.receiver, settings.ingest, runtime.keys, settings.host, settings.otlp_grpc_port
+        )
+        servers.append(
+            _uvicorn(
+                create_otlp_http_app(runtime.receiver, settings.ingest, runtime.keys), settings, settings.otlp_http_port
+            )
+        )
+        grpc_server.start()
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    while not all(server.started for server in servers):
         if any(t.done() for t in tasks):
             stop.set()
             break
         await asyncio.sleep(0.02)
-    extra = [asyncio.create_task(fn(runtime, stop)) for fn in [*_PARTS, *(background or [])]]
+    parts = [part for role, part in _PARTS if runtime.has(role)]
+    extra = [asyncio.create_task(fn(runtime, stop)) for fn in [*parts, *(background or [])]]
     address: Path | None = None
     if not stop.is_set():
         log.info(
-            "event=serving api=http://%s:%d otlp_http=%s:%d otlp_grpc=%s:%d store=%s",
+            "event=serving roles=%s shard=%s api=http://%s:%d otlp_http=%s otlp_grpc=%s store=%s",
+            ",".join(settings.roles),
+            settings.shard,
             settings.host,
             settings.port,
-            settings.host,
-            settings.otlp_http_port,
-            settings.host,
-            grpc_server.bound_port,
+            f"{settings.host}:{settings.otlp_http_port}" if collecting else "off",
+            f"{settings.host}:{grpc_server.bound_port}" if grpc_server else "off",
             runtime.store.target.describe(),
         )
         address = leave_address(settings, f"http://{_reachable(settings.host)}:{settings.port}")
@@ -97,9 +106,10 @@ async def serve(
             on_ready(runtime)
     await stop.wait()
     log.info("event=shutdown_started buffered_rows=%d", runtime.pipeline.buffered_rows)
-    otlp.should_exit = True
-    api.should_exit = True
-    grpc_server.stop(grace=5).wait(6)
+    for server in servers:
+        server.should_exit = True
+    if grpc_server is not None:
+        grpc_server.stop(grace=5).wait(6)
     for task in extra:
         task.cancel()
     await asyncio.gather(*tasks, *extra, return_exceptions=True)
@@ -113,17 +123,41 @@ async def serve(
             raise task.exception()  # type: ignore[misc]
 
 
+def _lease(runtime: Runtime, name: str, interval: float) -> Lease:
+    ttl = max(runtime.settings.correlation.lease_ttl, 3 * interval)
+    return store_lease(runtime.store, name, holder_name(name), ttl)
+
+
 async def _evaluate_alerts(runtime: Runtime, stop: asyncio.Event) -> None:
-    if runtime.evaluator is not None:
-        await run_alerts(runtime.evaluator, stop)
+    """One alert evaluator at a time across processes: the holder of the `alerts` lease; others stand by."""
+    evaluator = runtime.evaluator
+    if evaluator is not None:
+        lease = _lease(runtime, "alerts", runtime.settings.alerts.interval)
+        await while_held(lease, stop, lambda held_stop: run_alerts(evaluator, held_stop))
 
 
-# What every part runs in the background of `triage serve`, from the handles the runtime built.
-_PARTS: list[Background] = [
-    lambda runtime, stop: run_pollers(runtime.store, runtime.settings.queues, stop, runtime.pollers),
-    lambda runtime, stop: tail_sources(runtime.settings.log_sources, runtime.receiver, runtime.store, stop),
-    lambda runtime, stop: run_correlator(runtime.correlator, stop),
-    _evaluate_alerts,
+async def _poll_queues(runtime: Runtime, stop: asyncio.Event) -> None:
+    """One collector polls the brokers at a time (the `pollers` lease): N collectors, not N× the samples."""
+    queues = runtime.settings.queues
+    if any(q.kind != "push" for q in queues):
+        lease = _lease(runtime, "pollers", max((q.interval for q in queues), default=5.0))
+        await while_held(lease, stop, lambda held_stop: run_pollers(runtime.store, queues, held_stop, runtime.pollers))
+
+
+async def _correlate(runtime: Runtime, stop: asyncio.Event) -> None:
+    if runtime.worker is not None:
+        await run_correlator(runtime.worker, stop)
+
+
+# What each role runs in the background of `triage serve`, from the handles the runtime built.
+_PARTS: list[tuple[Role, Background]] = [
+    (Role.COLLECTOR, _poll_queues),
+    (
+        Role.COLLECTOR,
+        lambda runtime, stop: tail_sources(runtime.settings.log_sources, runtime.receiver, runtime.store, stop),
+    ),
+    (Role.CORRELATOR, _correlate),
+    (Role.ALERTS, _evaluate_alerts),
 ]
 
 

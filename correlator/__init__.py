@@ -3,7 +3,9 @@ owns the read model of transactions and causes that the API, the dashboards and 
 
 The small public surface:
 
-- `Correlator(store, settings)`: `run_once()`, `replay(start, end)`, `run(stop)` (the background loop);
+- `Correlator(store, settings, shard)`: `run_once()`, `replay(start, end)` over one shard's transactions;
+- `ShardWorker(store, settings)`: a process's correlation, its shard and any whose worker stopped
+  (leases), `run(stop)` the background loop;
 - `dependency_health(store, since, until)`: error rates of the services spans call;
 - the read model (`correlator.transactions`): `Transaction`, `TransactionFilter`, `list_transactions`,
   `get_transaction`, `timeline`, `cause_history`, `cause_groups`, `state_counts`, `filter_options`,
@@ -22,6 +24,7 @@ from correlator.engine import Correlator, CycleResult
 from correlator.gauges import refresh as refresh_gauges
 from correlator.health import dependency_health
 from correlator.proposal import DiscoveredStep, DiscoveredTransition, DiscoveryEvidence
+from correlator.sharding import ShardWorker
 from correlator.transactions import (
     After,
     Cause,
@@ -59,6 +62,7 @@ __all__ = [
     "DiscoveryEvidence",
     "NothingToDiscover",
     "SampleTransaction",
+    "ShardWorker",
     "Selection",
     "StateCount",
     "StuckComponent",
@@ -82,9 +86,9 @@ __all__ = [
 ]
 
 
-async def run_correlator(correlator: Correlator, stop: asyncio.Event) -> None:
-    """Background task for `triage serve`: correlate until stopped (no-op without workflows)."""
-    settings = correlator.settings
+async def run_correlator(worker: ShardWorker, stop: asyncio.Event) -> None:
+    """Background task for `triage serve`: correlate the worker's shards until stopped (no-op without workflows)."""
+    settings = worker.settings
     if not settings.workflows or not settings.correlation.enabled:
         return
-    await correlator.run(stop)
+    await worker.run(stop)

@@ -8,15 +8,15 @@ events touch plus every open transaction whose next step is now due, writes the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from correlator import gauges, metrics, worklist
+from correlator import gauges, metrics
 from correlator.health import dependency_health
 from correlator.machine import Context, Event, Health, Verdict, evaluate
 from correlator.priority import period_close_factor
@@ -24,8 +24,9 @@ from correlator.queues import queue_infos
 from correlator.stitch import Stitcher
 from correlator.transactions import CAUSE_COLUMNS, TRANSACTION_COLUMNS
 from correlator.verdicts import cause_rows, transaction_row
+from correlator.worklist import Worklist
 from triage.health import TaskHealth
-from triage.settings import Settings, Workflow
+from triage.settings import Settings, Shard, Workflow
 from triage.store import Store
 from triage.vocabulary import STUCK, Criticality, State
 
@@ -35,7 +36,10 @@ WATERMARK = "correlator"
 LATE_AFTER = 30.0  # seconds: SDK and collector batching stay well below; a backlog or a backfill does not
 
 _LOAD_WATERMARK = "SELECT Watermark FROM correlator_state FINAL WHERE Name = {name:String}"
-_SAVE_WATERMARK = "INSERT INTO correlator_state (Name, Watermark) VALUES"
+_EARLIEST_WATERMARK = """
+SELECT min(Watermark), count() FROM correlator_state FINAL
+WHERE Name = {prefix:String} OR startsWith(Name, concat({prefix:String}, '/'))
+"""
 _WINDOW_LAG = """
 SELECT round(dateDiff('millisecond', TriageIngestedAt, {done:DateTime64(3)}) / 250) / 4 AS lag, count()
 FROM otel_traces
@@ -59,6 +63,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _check(may_write: Callable[[], bool] | None) -> None:
+    if may_write is not None and not may_write():
+        raise LeaseLost("the shard's lease lapsed during the cycle; its verdicts were not written")
+
+
 def _hold_while_catching_up(verdict: Verdict, events: list[Event], arrived_after: datetime, late: timedelta) -> Verdict:
     """A transaction found overdue while late telemetry of it is arriving (since the last cycle the store
     got events of it stamped `late` or more before they arrived, all from before its due time: a backlog
@@ -75,14 +84,40 @@ def _hold_while_catching_up(verdict: Verdict, events: list[Event], arrived_after
     return replace(verdict, state=State.IN_PROGRESS, cause=None, overdue=False)
 
 
-class Correlator:
-    """Turns raw telemetry in the store into business transactions, one cycle at a time."""
+class LeaseLost(Exception):
+    """A cycle was abandoned before writing verdicts: its worker no longer holds the shard's lease."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+
+def scratch_suffix(shard: Shard, purpose: str = "") -> str:
+    """How a correlator's scratch tables are told apart: none for the single correlator (1/1), the shard
+    for one of several (`_2of4`), the purpose for one of its own (`_replay`)."""
+    if purpose:
+        return f"_{purpose}"
+    return "" if shard.count == 1 else f"_{shard.index}of{shard.count}"
+
+
+class Correlator:
+    """Turns raw telemetry in the store into business transactions, one cycle at a time.
+
+    A correlator owns one shard of the transactions (`shard`, by a hash of workflow and key; 1/1 owns
+    them all): it stitches and judges only those, keeps its own watermark and its own scratch tables.
+    `scratch` names scratch tables of its own for a correlator beside the shard's (a replay from the API).
+    """
+
+    def __init__(self, store: Store, settings: Settings, shard: Shard | None = None, scratch: str = "") -> None:
         self.store = store
         self.settings = settings
+        self.shard = shard or Shard()
         self.workflows: dict[str, Workflow] = {w.name: w for w in settings.workflows}
-        self.stitcher = Stitcher(store, settings)
+        suffix = scratch_suffix(self.shard, scratch)
+        self._scratch = {"correlator_touched": f"correlator_touched{suffix}"}
+        self._scratch["correlator_affected"] = f"correlator_affected{suffix}"
+        self._scratch_ready = not suffix
+        self.stitcher = Stitcher(store, settings, self.shard, self._scratch["correlator_touched"])
+        self.worklist = Worklist(store, self.shard, self._scratch["correlator_affected"])
+        self.watermark_name = WATERMARK if self.shard.count == 1 else f"{WATERMARK}/{self.shard.name}"
+        # Only one correlator exports the store-wide figures (span lag, business gauges): the first shard's.
+        self._reports_store = self.shard.index == 1
         self._closes = [date.fromisoformat(d) for d in settings.correlation.period_close]
         # One cycle at a time: cycles share the scratch tables (a replay may come from the API).
         self._lock = threading.Lock()
@@ -96,18 +131,33 @@ class Correlator:
         self._previous_hi = EPOCH
 
     def watermark(self) -> datetime:
-        row = self.store.query(_LOAD_WATERMARK, {"name": WATERMARK}).first_row
-        return row[0] if row else EPOCH
+        """Where this shard's correlation stands. A shard new to the store (the first start with more shards,
+        or other ones) starts where the slowest correlator before it stood: all it owns was stitched up to
+        there, and what fell due since is found in the business tables."""
+        row = self.store.query(_LOAD_WATERMARK, {"name": self.watermark_name}).first_row
+        if row:
+            return row[0]
+        row = self.store.query(_EARLIEST_WATERMARK, {"prefix": WATERMARK}).first_row
+        return row[0] if row and row[1] else EPOCH
 
-    def run_once(self, now: datetime | None = None) -> CycleResult:
-        """One cycle over everything ingested since the watermark."""
+    def _prepare_scratch(self) -> None:
+        if self._scratch_ready:
+            return
+        for base, own in self._scratch.items():
+            # Node-local, like the tables they copy (a correlator talks to one ClickHouse node).
+            self.store.command(f"CREATE TABLE IF NOT EXISTS {own} AS {base}")
+        self._scratch_ready = True
+
+    def run_once(self, now: datetime | None = None, may_write: Callable[[], bool] | None = None) -> CycleResult:
+        """One cycle over everything ingested since the watermark. With `may_write` (a lease's `held`), the
+        cycle writes verdicts and moves the watermark only while it says yes, else raises LeaseLost."""
         now = now or utcnow()
         conf = self.settings.correlation
         wm = self.watermark()
         lo = wm - timedelta(seconds=conf.overlap) if wm > EPOCH else EPOCH
         # The window follows the wall clock even when `now` (the time SLAs are judged at) is not.
         hi = min(now, utcnow()) - timedelta(seconds=conf.settle)
-        return self._cycle(lo, hi, now, None, arrived_after=wm)
+        return self._cycle(lo, hi, now, None, arrived_after=wm, may_write=may_write)
 
     def replay(self, start: datetime, end: datetime, now: datetime | None = None) -> CycleResult:
         """Rebuild the transactions of a time range from the raw data, whatever the watermark says."""
@@ -123,8 +173,23 @@ class Correlator:
         replay: tuple[datetime, datetime] | None,
         since: datetime | None = None,
         arrived_after: datetime | None = None,
+        may_write: Callable[[], bool] | None = None,
+    ) -> CycleResult:
+        with self._lock:
+            return self._locked_cycle(lo, hi, now, replay, since, arrived_after, may_write)
+
+    def _locked_cycle(
+        self,
+        lo: datetime,
+        hi: datetime,
+        now: datetime,
+        replay: tuple[datetime, datetime] | None,
+        since: datetime | None,
+        arrived_after: datetime | None,
+        may_write: Callable[[], bool] | None,
     ) -> CycleResult:
         started = time.perf_counter()
+        self._prepare_scratch()
         since = since or now - timedelta(seconds=self.settings.correlation.lookback)
         cycle_start: datetime = self.store.query("SELECT now64(3)").result_rows[0][0]
         stats = self.stitcher.run(lo, hi, since, by_event_time=replay is not None)
@@ -134,14 +199,17 @@ class Correlator:
         rejudge = replay is not None or time.monotonic() - self._last_full >= self.settings.correlation.reevaluate
         if rejudge:
             self._last_full = time.monotonic()
-        worklist.collect(s, cycle_start, now, rejudge_stuck=rejudge, replay=replay)
+        self.worklist.collect(cycle_start, now, rejudge_stuck=rejudge, replay=replay)
         # What arrived after the last cycle's window is new to this one (a replay holds nothing back).
-        evaluated, held = self._evaluate(now, arrived_after)
+        evaluated, held = self._evaluate(now, arrived_after, may_write)
         if replay is None:
-            s.insert("correlator_state", [[WATERMARK, hi]], ["Name", "Watermark"])
-            self._observe_lag(max(lo, self._previous_hi), hi)
+            _check(may_write)
+            s.insert("correlator_state", [[self.watermark_name, hi]], ["Name", "Watermark"])
+            if self._reports_store:
+                self._observe_lag(max(lo, self._previous_hi), hi)
             self._previous_hi = hi
-        gauges.refresh(s, utcnow())
+        if self._reports_store:
+            gauges.refresh(s, utcnow())
         seconds = time.perf_counter() - started
         metrics.CYCLE_SECONDS.observe(seconds)
         metrics.EVENTS.inc(max(0, stats.events))
@@ -160,13 +228,15 @@ class Correlator:
             for _ in range(min(int(count), 100_000)):
                 metrics.SPAN_LAG.observe(max(0.0, float(lag)))
 
-    def _evaluate(self, now: datetime, arrived_after: datetime | None) -> tuple[int, int]:
+    def _evaluate(
+        self, now: datetime, arrived_after: datetime | None, may_write: Callable[[], bool] | None
+    ) -> tuple[int, int]:
         """Judge the worklist; how many were judged, and how many of them were held (late data)."""
-        events = worklist.load_events(self.store, attributes=self._conditions_on_attributes)
+        events = self.worklist.load_events(attributes=self._conditions_on_attributes)
         if not events:
             return 0, 0
         held = 0
-        previous = worklist.previous_verdicts(self.store)
+        previous = self.worklist.previous_verdicts()
         health = self._health(now)
         queues = queue_infos(self.store, self.settings)
         version = time.time_ns()
@@ -214,6 +284,7 @@ class Correlator:
                 )
             )
             causes.extend(cause_rows(workflow_name, key, verdict, before, now, version))
+        _check(may_write)
         if tx_rows:
             self.store.insert("business_transactions", tx_rows, TRANSACTION_COLUMNS)
         if causes:
@@ -223,33 +294,3 @@ class Correlator:
     def _health(self, now: datetime) -> dict[str, Health]:
         since = now - timedelta(seconds=self.settings.correlation.health_window)
         return dependency_health(self.store, since, max(now, utcnow()))
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Cycle every `correlation.interval` until `stop` is set; a failed cycle is logged and retried."""
-        conf = self.settings.correlation
-        interval = conf.interval
-        while not stop.is_set():
-            began = time.monotonic()
-            wait = interval
-            try:
-                result = await asyncio.to_thread(self.run_once)
-                if result.held:  # held work is judged as soon as the next rows have settled, not a cycle on
-                    wait = min(interval, max(conf.settle, 0.5) + 0.5)
-                self.health.succeeded()
-                if result.events or result.evaluated:
-                    log.info(
-                        "event=correlation_cycle traces=%d events=%d evaluated=%d seconds=%.2f",
-                        result.touched_traces,
-                        result.events,
-                        result.evaluated,
-                        result.seconds,
-                    )
-            except Exception as exc:
-                metrics.ERRORS.inc()
-                self.health.failed(exc)
-                log.exception("event=correlation_cycle_failed")
-            try:
-                # Cycles start every `interval`; a cycle that took longer is followed at once.
-                await asyncio.wait_for(stop.wait(), timeout=max(0.05, wait - (time.monotonic() - began)))
-            except TimeoutError:
-                pass

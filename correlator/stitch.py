@@ -24,6 +24,7 @@ from correlator.rules import (
     step_expr,
 )
 from triage.settings import Settings, Workflow
+from triage.settings.types import Shard
 from triage.store import Store
 
 # Normal cycles select by ingest time; a replay selects by event time (the column is swapped in run()).
@@ -95,7 +96,7 @@ _PROPAGATE = f"""
 INSERT INTO trace_keys (TraceId, Workflow, Key, Via, FirstSeen)
 SELECT e.ToTrace, k.Workflow, k.Key, 'hop', min(k.FirstSeen)
 FROM trace_edges AS e INNER JOIN trace_keys AS k ON k.TraceId = e.FromTrace
-WHERE e.FromTrace IN {_TOUCHED} OR e.ToTrace IN {_TOUCHED}
+WHERE (e.FromTrace IN {_TOUCHED} OR e.ToTrace IN {_TOUCHED}) AND __OWNED_K__
 GROUP BY e.ToTrace, k.Workflow, k.Key
 """
 _EXPAND = f"""
@@ -103,18 +104,27 @@ INSERT INTO correlator_touched
 SELECT DISTINCT ToTrace FROM trace_edges
 WHERE FromTrace IN {_TOUCHED} AND ToTrace NOT IN {_TOUCHED}
 """
-_KEYS_OF_TOUCHED = f"(SELECT DISTINCT TraceId, Workflow, Key FROM trace_keys WHERE TraceId IN {_TOUCHED})"
+_KEYS_OF_TOUCHED = f"(SELECT DISTINCT TraceId, Workflow, Key FROM trace_keys WHERE TraceId IN {_TOUCHED} AND __OWNED__)"
 
 
 class _WindowedStore:
-    """The store, with the window column of this cycle substituted into every statement."""
+    """The store, with this cycle's window column, this worker's scratch table and its shard's condition
+    substituted into every statement."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, shard: Shard, touched: str) -> None:
         self._store = store
         self.column = "TriageIngestedAt"
+        self._names = {
+            "correlator_touched": touched,
+            "__OWNED_K__": shard.owns("k.Workflow", "k.Key"),
+            "__OWNED__": shard.owns(),
+        }
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
-        return self._store.command(sql.replace("__WINDOW__", self.column), parameters)
+        sql = sql.replace("__WINDOW__", self.column)
+        for name, value in self._names.items():
+            sql = sql.replace(name, value)
+        return self._store.command(sql, parameters)
 
 
 @dataclass
@@ -126,8 +136,11 @@ class CycleStats:
 class Stitcher:
     """Runs the stitching statements of one cycle for the configured workflows."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = _WindowedStore(store)
+    def __init__(
+        self, store: Store, settings: Settings, shard: Shard | None = None, touched: str = "correlator_touched"
+    ) -> None:
+        self.shard = shard or Shard()
+        self.store = _WindowedStore(store, self.shard, touched)
         self.settings = settings
         self.workflows = settings.workflows
 
@@ -167,6 +180,7 @@ class Stitcher:
         SELECT TraceId, {wf}, k, 'attribute', min(Timestamp)
         FROM (SELECT TraceId, Timestamp, {keys} AS ks FROM otel_traces WHERE {_SPAN_WINDOW} AND notEmpty(ks))
         ARRAY JOIN ks AS k
+        WHERE {self.shard.owns(wf, "k")}
         GROUP BY TraceId, k
         """
         self.store.command(sql, {**params.values, **window})
@@ -182,6 +196,7 @@ class Stitcher:
         FROM (SELECT TraceId, Timestamp, {keys} AS ks FROM otel_logs
               WHERE {_SPAN_WINDOW} AND TraceId != '' AND notEmpty(ks))
         ARRAY JOIN ks AS k
+        WHERE {self.shard.owns(wf, "k")}
         GROUP BY TraceId, k
         """
         self.store.command(sql, {**params.values, **window})
@@ -240,13 +255,15 @@ class Stitcher:
             if not (workflow.key_patterns or workflow.keys):
                 continue
             keys = log_keys_expr(workflow, params)
+            wf = params.add(workflow.name)
             keyed.append(f"""
-            SELECT {params.add(workflow.name)} AS Workflow, Key, Timestamp, TraceId, SpanId, ServiceName,
+            SELECT {wf} AS Workflow, Key, Timestamp, TraceId, SpanId, ServiceName,
                    Body, SeverityNumber, LogAttributes, TriageIngestedAt
             FROM (SELECT Timestamp, TraceId, SpanId, ServiceName, Body, SeverityNumber, LogAttributes,
                          TriageIngestedAt, {keys} AS ks
                   FROM otel_logs WHERE {_SPAN_WINDOW} AND notEmpty(ks))
             ARRAY JOIN ks AS Key
+            WHERE {self.shard.owns(wf, "Key")}
             """)
         step = step_expr(self.workflows, params, "log")
         failure = failure_expr(self.workflows, params, "log", self.settings.correlation.transformation_patterns)

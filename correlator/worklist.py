@@ -8,27 +8,31 @@ one (its cause may change with dependency health), and in a replay every one wit
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from correlator.machine import Event
+from triage.settings import Shard
 from triage.store import Store
 from triage.vocabulary import REJUDGED, State, names
 
+# Statements name the default scratch table and __OWNED__ (the shard's condition); a Worklist swaps in its own.
 _NEW = """
 INSERT INTO correlator_affected
-SELECT DISTINCT Workflow, Key FROM business_events WHERE IngestedAt >= {cycle:DateTime64(3)}
+SELECT DISTINCT Workflow, Key FROM business_events WHERE IngestedAt >= {cycle:DateTime64(3)} AND __OWNED__
 """
 _DUE = """
 INSERT INTO correlator_affected
 SELECT Workflow, Key FROM business_transactions FINAL
-WHERE State = {open:String} AND DueAt <= {now:DateTime64(9)}
+WHERE State = {open:String} AND DueAt <= {now:DateTime64(9)} AND __OWNED__
 """
 _STUCK = """
 INSERT INTO correlator_affected
-SELECT Workflow, Key FROM business_transactions FINAL WHERE has({rejudged:Array(String)}, State)
+SELECT Workflow, Key FROM business_transactions FINAL WHERE has({rejudged:Array(String)}, State) AND __OWNED__
 """
 _RANGE = """
 INSERT INTO correlator_affected
-SELECT DISTINCT Workflow, Key FROM business_events WHERE At >= {start:DateTime64(9)} AND At <= {end:DateTime64(9)}
+SELECT DISTINCT Workflow, Key FROM business_events
+WHERE At >= {start:DateTime64(9)} AND At <= {end:DateTime64(9)} AND __OWNED__
 """
 _EVENTS = """
 SELECT Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer,
@@ -62,43 +66,55 @@ _EVENT_FIELDS = {
 }
 
 
-def collect(
-    store: Store,
-    cycle_start: datetime,
-    now: datetime,
-    *,
-    rejudge_stuck: bool,
-    replay: tuple[datetime, datetime] | None = None,
-) -> None:
-    """Fill the worklist for a cycle that began stitching at `cycle_start` and judges at `now`."""
-    store.command("TRUNCATE TABLE correlator_affected")
-    store.command(_NEW, {"cycle": cycle_start})
-    if rejudge_stuck:
-        store.command(_STUCK, {"rejudged": names(REJUDGED)})
-    store.command(_DUE, {"now": now, "open": str(State.IN_PROGRESS)})
-    if replay is not None:
-        store.command(_RANGE, {"start": replay[0], "end": replay[1]})
+class Worklist:
+    """One correlator's worklist: its scratch table, and only the transactions of its shard."""
 
+    def __init__(self, store: Store, shard: Shard | None = None, table: str = "correlator_affected") -> None:
+        self.store = store
+        self.table = table
+        self._owned = (shard or Shard()).owns()
 
-def load_events(store: Store, attributes: bool = True) -> dict[tuple[str, str], list[Event]]:
-    """The worklist's events by (workflow, key), in time order; a delivery seen twice counts once.
-    Without `attributes` (no workflow has a condition on one) the events' attribute maps are not read."""
-    out: dict[tuple[str, str], list[Event]] = {}
-    seen: set[tuple[str, str, str]] = set()
-    result = store.query(_EVENTS.replace("__ATTRIBUTES__", ", Attributes" if attributes else ""))
-    columns = result.column_names
-    for row in result.result_rows:
-        r = dict(zip(columns, row, strict=True))
-        ident = (r["Workflow"], r["Key"], r["EventId"])
-        if ident in seen:
-            continue
-        seen.add(ident)
-        values = {name: r[column] for column, name in _EVENT_FIELDS.items() if column in r}
-        values["failure"], values["value"] = bool(values["failure"]), float(values["value"])
-        out.setdefault((r["Workflow"], r["Key"]), []).append(Event(**values))
-    return out
+    def _sql(self, sql: str) -> str:
+        return sql.replace("correlator_affected", self.table).replace("__OWNED__", self._owned)
 
+    def _command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        self.store.command(self._sql(sql), parameters)
 
-def previous_verdicts(store: Store) -> dict[tuple[str, str], tuple[str, str, str]]:
-    """The worklist's stored (cause kind, cause component, state) by (workflow, key)."""
-    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in store.query(_PREVIOUS).result_rows}
+    def collect(
+        self,
+        cycle_start: datetime,
+        now: datetime,
+        *,
+        rejudge_stuck: bool,
+        replay: tuple[datetime, datetime] | None = None,
+    ) -> None:
+        """Fill the worklist for a cycle that began stitching at `cycle_start` and judges at `now`."""
+        self._command("TRUNCATE TABLE correlator_affected")
+        self._command(_NEW, {"cycle": cycle_start})
+        if rejudge_stuck:
+            self._command(_STUCK, {"rejudged": names(REJUDGED)})
+        self._command(_DUE, {"now": now, "open": str(State.IN_PROGRESS)})
+        if replay is not None:
+            self._command(_RANGE, {"start": replay[0], "end": replay[1]})
+
+    def load_events(self, attributes: bool = True) -> dict[tuple[str, str], list[Event]]:
+        """The worklist's events by (workflow, key), in time order; a delivery seen twice counts once.
+        Without `attributes` (no workflow has a condition on one) the events' attribute maps are not read."""
+        out: dict[tuple[str, str], list[Event]] = {}
+        seen: set[tuple[str, str, str]] = set()
+        result = self.store.query(self._sql(_EVENTS.replace("__ATTRIBUTES__", ", Attributes" if attributes else "")))
+        columns = result.column_names
+        for row in result.result_rows:
+            r = dict(zip(columns, row, strict=True))
+            ident = (r["Workflow"], r["Key"], r["EventId"])
+            if ident in seen:
+                continue
+            seen.add(ident)
+            values = {name: r[column] for column, name in _EVENT_FIELDS.items() if column in r}
+            values["failure"], values["value"] = bool(values["failure"]), float(values["value"])
+            out.setdefault((r["Workflow"], r["Key"]), []).append(Event(**values))
+        return out
+
+    def previous_verdicts(self) -> dict[tuple[str, str], tuple[str, str, str]]:
+        """The worklist's stored (cause kind, cause component, state) by (workflow, key)."""
+        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in self.store.query(self._sql(_PREVIOUS)).result_rows}

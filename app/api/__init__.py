@@ -12,10 +12,11 @@ from fastapi.responses import Response
 from app.api import access, alerts, audit, discover, health, logs, queues, traces, transactions
 from app.runtime import Runtime
 from dashboards import mount_dashboards
+from triage.vocabulary import Role
 
 
 def create_api_app(runtime: Runtime) -> FastAPI:
-    """The main-port app: API, health, metrics."""
+    """The main-port app: health and metrics, and the API and dashboards where the process has those roles."""
     app = FastAPI(
         title="Triage",
         description="Business-transaction monitoring for healthcare ERP middleware.",
@@ -31,14 +32,17 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         return Response(body, status_code=422, media_type="application/json")
 
     access.install(app, runtime.keys)
+    # Every process answers health and metrics; the rest follows its roles.
     app.include_router(health.router)
-    app.include_router(traces.router, prefix="/api/v1")
-    app.include_router(queues.router, prefix="/api/v1")
-    app.include_router(logs.router, prefix="/api/v1")
-    app.include_router(transactions.router, prefix="/api/v1")
-    app.include_router(alerts.router, prefix="/api/v1")
-    app.include_router(audit.router, prefix="/api/v1")
-    app.include_router(discover.router, prefix="/api/v1")
-
-    mount_dashboards(app, runtime.store, runtime.settings)
+    if runtime.has(Role.API) or runtime.has(Role.COLLECTOR):  # raw log lines and queue samples are ingest
+        app.include_router(queues.router, prefix="/api/v1")
+        app.include_router(logs.router, prefix="/api/v1")
+    if runtime.has(Role.API):
+        app.include_router(traces.router, prefix="/api/v1")
+        app.include_router(transactions.router, prefix="/api/v1")
+        app.include_router(alerts.router, prefix="/api/v1")
+        app.include_router(audit.router, prefix="/api/v1")
+        app.include_router(discover.router, prefix="/api/v1")
+    if runtime.has(Role.DASHBOARDS):
+        mount_dashboards(app, runtime.store, runtime.settings)
     return app

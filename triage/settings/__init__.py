@@ -29,7 +29,7 @@ from triage.settings.schema import (
     Workflow,
     default_store,
 )
-from triage.settings.types import Model, Names, Regex, SqlRegex, check_re2, check_regex, one_or_many
+from triage.settings.types import Model, Names, Regex, Shard, SqlRegex, check_re2, check_regex, one_or_many
 
 __all__ = [
     "ENV_PREFIX",
@@ -50,6 +50,7 @@ __all__ = [
     "Regex",
     "Retention",
     "Settings",
+    "Shard",
     "SqlRegex",
     "Sla",
     "Step",

@@ -432,6 +432,22 @@ class Correlation(Model):
     health_window: Duration = 600.0
     period_close: list[str] = Field(default_factory=list)
     enabled: bool = True
+    # A shard's worker renews its lease every cycle; one that stops is replaced this long after
+    # (default: 30 s, or three intervals when that is longer).
+    lease: Duration | None = Field(default=None, ge=1)
+
+    @property
+    def lease_ttl(self) -> float:
+        return self.lease if self.lease is not None else max(30.0, 3 * self.interval)
+
+    @model_validator(mode="after")
+    def _lease_outlives_cycle(self) -> Correlation:
+        if self.lease is not None and self.lease < 2 * self.interval:
+            raise ValueError(
+                f"lease_ttl ({self.lease_ttl:g}s) must be at least twice the interval ({self.interval:g}s): "
+                "a worker renews its shard's lease once a cycle"
+            )
+        return self
 
 
 class Retention(Model):

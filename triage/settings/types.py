@@ -86,6 +86,13 @@ class Shard(BaseModel):
     def __str__(self) -> str:
         return self.name
 
+    def owns(self, workflow: str = "Workflow", key: str = "Key") -> str:
+        """The SQL condition that a transaction (its workflow and key expressions) is this shard's: the
+        same hash of (workflow, key) the cluster schema shards business tables by."""
+        if self.count == 1:
+            return "1"
+        return f"(cityHash64({workflow}, {key}) % {self.count} = {self.index - 1})"
+
 
 # A shard as the configuration writes it: `2/4`.
 ShardSpec = Annotated[Shard, BeforeValidator(Shard.parse)]
