@@ -243,3 +243,9 @@ def store_lease(store: Store, name: str, holder: str, ttl: float) -> Lease:
     if store.target.embedded:
         return Lease(store, name, holder, ttl=ttl, settle=0.05, gone=embedded_holder_gone)
     return Lease(store, name, holder, ttl=ttl)
+
+
+def lease_states(store: Store) -> list[LeaseState]:
+    """Every lease the store knows, by name, as a reader sees it."""
+    names = [r[0] for r in store.query(f"SELECT DISTINCT Name FROM {TABLE} ORDER BY Name").result_rows]
+    return [Lease(store, name, "").state() for name in names]

@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from app.api import access, alerts, audit, discover, health, logs, queues, traces, transactions
+from app.api import access, alerts, audit, discover, health, leases, logs, queues, traces, transactions
 from app.runtime import Runtime
 from dashboards import mount_dashboards
 from triage.vocabulary import Role
@@ -43,6 +43,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         app.include_router(alerts.router, prefix="/api/v1")
         app.include_router(audit.router, prefix="/api/v1")
         app.include_router(discover.router, prefix="/api/v1")
+        app.include_router(leases.router, prefix="/api/v1")
     if runtime.has(Role.DASHBOARDS):
         mount_dashboards(app, runtime.store, runtime.settings)
     return app

@@ -22,11 +22,11 @@ def test_one_claimant_wins_each_term_however_many_race(store: Store) -> None:
         start = threading.Barrier(len(leases))
         won: list[bool] = [False] * len(leases)
 
-        def claim(i: int) -> None:
+        def claim(i: int, lease: Lease, start: threading.Barrier, won: list[bool]) -> None:
             start.wait()
-            won[i] = leases[i].acquire()
+            won[i] = lease.acquire()
 
-        threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(leases))]
+        threads = [threading.Thread(target=claim, args=(i, lease, start, won)) for i, lease in enumerate(leases)]
         for t in threads:
             t.start()
         for t in threads:

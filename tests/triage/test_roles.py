@@ -62,3 +62,29 @@ def test_an_unknown_role_is_refused_with_the_roles_there_are() -> None:
     assert result.returncode == 2
     message = " ".join(result.stderr.split())
     assert "correlater" in message and "'collector', 'correlator', 'api', 'dashboards' or 'alerts'" in message
+
+
+def test_all_in_one_holds_its_shard_and_the_alerts_lease_and_says_so(chdb_path: Path) -> None:
+    from tests.correlator.test_sharding import WORKFLOW
+
+    settings = server_settings(chdb_path, workflows=[WORKFLOW], correlation={"interval": 0.3}, alerts={"interval": 1})
+    server = LiveServer(settings).start()
+    try:
+        deadline = time.monotonic() + 20
+        body: dict = {}
+        while time.monotonic() < deadline:
+            body = httpx.get(f"{server.api}/api/v1/leases").json()
+            names = {lease["name"]: lease for lease in body["leases"]}
+            if body["held_here"] and "alerts" in names:
+                break
+            time.sleep(0.2)
+        assert body["roles"] == ["collector", "correlator", "api", "dashboards", "alerts"]
+        assert body["shard"] == "1/1" and body["held_here"] == ["1/1"]
+        names = {lease["name"]: lease for lease in body["leases"]}
+        assert ":correlator-1of1:" in names["correlator/1/1"]["holder"] and not names["correlator/1/1"]["free"]
+        assert ":alerts:" in names["alerts"]["holder"] and not names["alerts"]["free"]
+    finally:
+        server.stop()
+    from triage.leases import lease_states
+
+    assert all(s.free for s in lease_states(server.store)), "a clean stop releases every lease"
