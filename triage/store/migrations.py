@@ -10,6 +10,7 @@ from string import Template
 from typing import TYPE_CHECKING
 
 from triage.errors import MigrationError
+from triage.store.cluster import ClusterSchema
 
 if TYPE_CHECKING:
     from triage.store import Store
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("triage.store")
 
 MIGRATIONS_TABLE = "triage_migrations"
+_MIGRATIONS_TABLE_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+    "(Version UInt32, Name String, AppliedAt DateTime64(3) DEFAULT now64(3)) "
+    "ENGINE = ReplacingMergeTree(AppliedAt) ORDER BY Version"
+)
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -53,21 +59,30 @@ def applied(store: Store) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
+def plan(store: Store) -> tuple[list[str], list[tuple[Migration, list[str]]]]:
+    """Every statement `triage migrate` runs, in order: the migrations table's, then each migration's,
+    rewritten for the store's cluster when it has one. Reads nothing from the store."""
+    # The migrations are written for one node; cluster.py derives the cluster's DDL from that text.
+    params = {**store.migration_params(), "ON_CLUSTER": "", "Replicated": ""}
+    if not store.cluster:
+        return [_MIGRATIONS_TABLE_DDL], [(m, m.statements(params)) for m in available()]
+    schema = ClusterSchema(store.cluster, store.target.database)
+    table = schema.rewrite(_MIGRATIONS_TABLE_DDL)
+    return table, [(m, [out for s in m.statements(params) for out in schema.rewrite(s)]) for m in available()]
+
+
 def apply_all(store: Store) -> list[Migration]:
     """Apply every migration not yet recorded; return the ones applied now."""
-    store.command(
-        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} {store.on_cluster} "
-        "(Version UInt32, Name String, AppliedAt DateTime64(3) DEFAULT now64(3)) "
-        f"ENGINE = {store.replicated}ReplacingMergeTree(AppliedAt) ORDER BY Version"
-    )
+    table, steps = plan(store)
+    for statement in table:
+        store.command(statement)
     done = applied(store)
-    params = store.migration_params()
     newly = []
-    for migration in available():
+    for migration, statements in steps:
         if migration.version in done:
             continue
         log.info("event=migration_apply version=%d name=%s", migration.version, migration.name)
-        for statement in migration.statements(params):
+        for statement in statements:
             try:
                 store.command(statement)
             except Exception as exc:  # the driver raises several types; all mean the same here
@@ -79,6 +94,29 @@ def apply_all(store: Store) -> list[Migration]:
         store.insert(MIGRATIONS_TABLE, [[migration.version, migration.name]], ["Version", "Name"])
         newly.append(migration)
     return newly
+
+
+def script(store: Store) -> str:
+    """What `triage migrate` runs on an empty store, as SQL for `clickhouse-client --multiquery`."""
+    database = store.target.database
+    where = f"cluster '{store.cluster}'" if store.cluster else "a single node"
+    table, steps = plan(store)
+    parts = [
+        f"-- Triage schema for {where}, database `{database}`: every statement `triage migrate` runs on an",
+        "-- empty store, in order, and the row it records per migration.",
+        f"CREATE DATABASE IF NOT EXISTS `{database}` {store.on_cluster}".rstrip() + ";",
+        "-- triage migrate connects to the database; clickhouse-client needs USE",
+        f"USE `{database}`;",
+        f"\n-- {MIGRATIONS_TABLE}: the migrations applied",
+        *(f"{s};" for s in table),
+    ]
+    for migration, statements in steps:
+        parts.append(f"\n-- {migration.version:04d}_{migration.name}.sql")
+        parts += [f"{s.removesuffix(';')};" for s in statements]
+        parts.append(
+            f"INSERT INTO {MIGRATIONS_TABLE} (Version, Name) VALUES ({migration.version}, '{migration.name}');"
+        )
+    return "\n".join(parts) + "\n"
 
 
 def pending(store: Store) -> list[Migration]:

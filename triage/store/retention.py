@@ -4,6 +4,9 @@ Migrations create tables with the retention in force then; at each start this co
 table's TTL with `retention.raw_days` (otel_* and queue_lag) or `retention.business_days` (the
 rest) and alters the ones that differ. Old parts are not rewritten (materialize_ttl_after_modify=0):
 the new TTL applies as parts merge, and ttl_only_drop_parts drops whole expired days.
+
+In cluster mode system.tables lists the tables that hold rows: each sharded table's `T_local` and the
+global tables, never a Distributed `T` (it has no TTL). The ALTER runs ON CLUSTER on exactly those.
 """
 
 from __future__ import annotations
@@ -30,16 +33,24 @@ def reconcile(store: Store) -> list[str]:
     """Alter the TTL of tables whose retention differs from the settings; return their names."""
     changed = []
     for table, ttl in store.query(_TABLE_TTLS).result_rows:
-        match = _TTL.match(ttl.strip())
-        if not match:
+        statement = alteration(store, table, ttl)
+        if statement is None:
             continue
-        want = store.raw_ttl_days if table.startswith(_RAW_PREFIXES) else store.business_ttl_days
-        if int(match.group("days")) == int(want):
-            continue
-        store.command(
-            f"ALTER TABLE `{table}` {store.on_cluster} MODIFY TTL {match.group('expr')} + toIntervalDay({int(want)}) "
-            "SETTINGS materialize_ttl_after_modify = 0",
-        )
-        log.info("event=retention_changed table=%s from_days=%s to_days=%d", table, match.group("days"), want)
+        store.command(statement)
+        log.info("event=retention_changed table=%s from=%r statement=%r", table, ttl, statement)
         changed.append(table)
     return changed
+
+
+def alteration(store: Store, table: str, ttl: str) -> str | None:
+    """The ALTER that gives `table` (TTL `ttl` now) the configured retention; None when it has it."""
+    match = _TTL.match(ttl.strip())
+    if not match:
+        return None
+    want = store.raw_ttl_days if table.startswith(_RAW_PREFIXES) else store.business_ttl_days
+    if int(match.group("days")) == int(want):
+        return None
+    return (
+        f"ALTER TABLE `{table}` {store.on_cluster} MODIFY TTL {match.group('expr')} + toIntervalDay({int(want)}) "
+        "SETTINGS materialize_ttl_after_modify = 0"
+    )

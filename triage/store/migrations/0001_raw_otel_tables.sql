@@ -1,7 +1,8 @@
 -- Raw OpenTelemetry tables, in the column conventions of the OpenTelemetry Collector's
 -- ClickHouse exporter so that users' existing queries and Grafana panels carry over.
--- ${Replicated} is empty on a single node and "Replicated" in cluster mode; ${ON_CLUSTER}
--- likewise. ${RAW_TTL_DAYS} comes from settings (retention.raw_days).
+-- Migrations are written for one node: ${Replicated} and ${ON_CLUSTER} are always empty, and with
+-- `cluster:` set triage/store/cluster.py derives the cluster's DDL (Replicated local tables, Distributed
+-- tables over them, ON CLUSTER) from this text. ${RAW_TTL_DAYS} comes from settings (retention.raw_days).
 
 CREATE TABLE IF NOT EXISTS otel_traces ${ON_CLUSTER} (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
