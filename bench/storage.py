@@ -2,13 +2,13 @@
 
 Run: python bench/storage.py [--transactions 100000]
 
-Generates (INSERT ... SELECT from numbers(), in ClickHouse) 10 spans per procure-to-pay transaction
-into a fresh embedded store — 1M spans for the default 100k transactions — shaped like an
-instrumented ERP estate's: 15 services with 8 resource attributes each (service, version, host,
-pod, SDK, ...), an HTTP server span with the PO number, facility and amount, the approval in
-approval-saas, a producer span with a message id, database and HTTP client spans with statements and
-URLs, internal spans; random 128/64-bit ids, 1 span in 50 an error, 1 in 20 with an exception event,
-1 in 10 with a link. One correlator cycle then writes the business tables from them.
+Generates (INSERT ... SELECT from numbers(), in ClickHouse) up to 10 spans per procure-to-pay
+transaction into a fresh embedded store — 980k spans for the default 100k transactions, one in ten
+never approved — shaped like an instrumented ERP estate's: 15 services with 9 resource attributes
+each (service, version, host, pod, SDK, ...), an HTTP server span with the PO number, facility and
+amount, the approval in approval-saas, a producer span with a message id, database and HTTP client
+spans with statements and URLs, internal spans; random 128/64-bit ids, 1 span in 50 an error, 1 in
+20 with an exception event, 1 in 10 with a link. One correlator cycle then writes the business tables from them.
 Every table is merged (OPTIMIZE FINAL) before it is measured, so the figures are those of settled
 parts: compressed bytes on disk (columns, marks, primary and skip indexes) and uncompressed bytes,
 from system.parts and system.columns. Prints tables and one JSON line.
