@@ -64,8 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
         "a shard whose worker stops renewing its lease is taken over by another",
     )
 
-    migrate = sub.add_parser("migrate", help="apply pending schema migrations to the store")
+    migrate = sub.add_parser("migrate", help="apply pending schema migrations to the store, or print their DDL")
     _common(migrate)
+    migrate.add_argument(
+        "--print",
+        dest="print_ddl",
+        action="store_true",
+        help="print every statement migrate runs on an empty store, as SQL for clickhouse-client --multiquery; "
+        "connects to nothing",
+    )
+    migrate.add_argument(
+        "--cluster", metavar="NAME", help="ClickHouse cluster whose DDL to run or print (default: the configured one)"
+    )
 
     check = sub.add_parser("check-config", help="validate a configuration file and print a summary")
     check.add_argument("file", metavar="FILE")
@@ -145,8 +155,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from triage.store import Store
 
     settings = _settings(args)
+    if args.cluster:
+        settings = settings.model_copy(update={"cluster": args.cluster})
     logsetup.configure(settings.log_level, settings.log_format)
     store = Store.from_settings(settings)
+    if args.print_ddl:
+        from triage.store import migrations
+
+        sys.stdout.write(migrations.script(store))
+        return 0
     applied = store.migrate()
     if applied:
         for name in applied:

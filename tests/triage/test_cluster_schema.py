@@ -4,12 +4,15 @@ real tables; the single-node DDL stays what it was."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from app.cli import main
 from triage.errors import ConfigError, MigrationError
 from triage.settings import Shard
 from triage.store import Store, cluster, migrations, retention
@@ -51,6 +54,16 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
     "correlator_affected": ("node", "Memory", None),
     "otel_traces_otlp_in": ("node", "Null", None),
 }
+
+
+@pytest.fixture
+def cli_logging() -> Iterator[None]:
+    """main() points the root logger at this test's captured stderr: give the next test its own back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def cluster_ddl(name: str = "c") -> list[str]:
@@ -300,6 +313,37 @@ def test_a_sharding_key_must_keep_every_version_of_a_row_on_one_shard(monkeypatc
 def test_a_cluster_name_that_would_break_the_ddl_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match='cluster name "it\'s"'):
         ClusterSchema("it's", "triage")
+
+
+def test_migrate_print_shows_the_cluster_ddl_without_a_store(
+    capsys: pytest.CaptureFixture[str], cli_logging: None
+) -> None:
+    assert main(["migrate", "--print", "--cluster", "east", "--store", "http://127.0.0.1:1/x"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("-- Triage schema for cluster 'east', database `x`")
+    assert "CREATE DATABASE IF NOT EXISTS `x` ON CLUSTER 'east';\n" in out and "\nUSE `x`;\n" in out
+    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/global/x/triage_migrations', " in out
+    assert "ENGINE = Distributed('east', 'x', 'business_transactions_local', cityHash64(Workflow, Key));" in out
+    assert "ENGINE = Distributed('east', 'x', 'otel_traces_local', cityHash64(TraceId));" in out
+    assert "ALTER TABLE otel_traces ON CLUSTER 'east' ADD COLUMN IF NOT EXISTS SpanAttributeItems" in out
+    assert "INSERT INTO triage_migrations (Version, Name) VALUES (15, 'leases');" in out
+    body = [line for line in out.splitlines() if line and not line.startswith("--")]
+    statements = "\n".join(body).split(";\n")
+    assert len(statements) == len(cluster_ddl()) + 2 + len(migrations.available())  # database, USE, records
+    assert out.rstrip().endswith(";") and ";;" not in out
+
+
+def test_migrate_print_defaults_to_the_configured_cluster(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cli_logging: None
+) -> None:
+    monkeypatch.setenv("TRIAGE_CLUSTER", "west")
+    assert main(["migrate", "--print", "--store", "http://127.0.0.1:1/x"]) == 0
+    assert "ON CLUSTER 'west'" in capsys.readouterr().out
+    monkeypatch.delenv("TRIAGE_CLUSTER")
+    assert main(["migrate", "--print", "--store", "http://127.0.0.1:1/x"]) == 0
+    single = capsys.readouterr().out
+    assert "ON CLUSTER" not in single and "Distributed" not in single and "_local" not in single
+    assert "CREATE DATABASE IF NOT EXISTS `x`;" in single
 
 
 def test_clickhouse_parses_every_cluster_statement_and_computes_every_sharding_key(store: Store) -> None:
