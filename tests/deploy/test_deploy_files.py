@@ -276,8 +276,6 @@ def test_clickhouse_cluster_is_two_shards_of_two_replicas_on_three_keepers() -> 
     assert all(s.findtext("internal_replication") == "true" for s in cluster.findall("shard"))
     assert sorted(h for s in layout for h in s) == sorted(nodes)
     assert cluster.find("secret").get("from_env") == "CLICKHOUSE_CLUSTER_SECRET"
-    assert config.findtext("default_replica_name") == "{replica}"
-    assert "{shard}" in config.findtext("default_replica_path")
 
     macros = {}
     for name, service in nodes.items():
@@ -294,7 +292,12 @@ def test_clickhouse_cluster_is_two_shards_of_two_replicas_on_three_keepers() -> 
             users is not None
             and _xml(users).find("users/triage/password").get("from_env") == "TRIAGE_CLICKHOUSE_PASSWORD"
         )
-    assert len(set(macros.values())) == 4 and len({r for _, r in macros.values()}) == 4
+    # Triage's Keeper paths: {shard}/.../T_local with replica {replica}, global tables with {shard}-{replica}.
+    assert all(shard and replica for shard, replica in macros.values())
+    assert len({f"{shard}-{replica}" for shard, replica in macros.values()}) == 4
+    for shard in {s for s, _ in macros.values()}:
+        replicas = [r for s, r in macros.values() if s == shard]
+        assert len(set(replicas)) == len(replicas) == 2, f"shard {shard}: {replicas}"
 
     keepers = {
         n: s for n, s in compose()["services"].items() if s.get("image", "").startswith("clickhouse/clickhouse-keeper:")
