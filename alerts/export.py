@@ -81,7 +81,9 @@ class _Skip(Exception):
 
 def _transactions(rule: AlertRule) -> tuple[str, str]:
     w = rule.when
-    unsupported = [c for c in ("step", "min_value", "period_close_within", "overdue") if getattr(w, c) is not None]
+    unsupported = [
+        c for c in ("step", "min_value", "period_close_within", "overdue", "at_risk") if getattr(w, c) is not None
+    ]
     unsupported += [f"group_by {g}" for g in rule.grouping if g not in _STUCK_LABELS]
     unsupported += [f"state {s}" for s in w.state or [] if s not in STUCK]
     if w.min_age is not None and (w.count_over or w.value_at_risk_over is not None):

@@ -24,7 +24,7 @@ from triage.vocabulary import CauseKind, Criticality, QueueStatus, State
 _WHEN_BY_KIND = {
     "transactions": (
         "workflow state criticality facility cause_kind cause_component step min_age overdue min_value "
-        "value_at_risk_over count_over period_close_within"
+        "value_at_risk_over count_over period_close_within at_risk"
     ).split(),
     "queues": ["queue_status", "queue", "min_backlog"],
     "dependencies": ["error_rate_over", "service", "min_calls", "window"],
@@ -94,6 +94,8 @@ class AlertWhen(Model):
     value_at_risk_over: Amount | None = None
     count_over: int | None = Field(default=None, ge=0)
     period_close_within: Duration | None = None
+    # Likely to miss its SLA by its breach forecast (true), or not (false); docs/correlation.md.
+    at_risk: bool | None = None
     queue_status: Annotated[list[QueueStatus], BeforeValidator(one_or_many)] | None = None
     queue: Names | None = None
     min_backlog: int | None = Field(default=None, ge=0)

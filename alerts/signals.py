@@ -23,7 +23,7 @@ from correlator import (
 from triage.durations import format_duration
 from triage.settings import Settings
 from triage.store import Store
-from triage.vocabulary import STUCK, CauseKind
+from triage.vocabulary import STUCK, CauseKind, State
 
 log = logging.getLogger("triage.alerts")
 MAX_GROUPS = 1000  # alerts one rule may raise per cycle; the largest by value first
@@ -56,7 +56,8 @@ def transaction_matches(rule: AlertRule, store: Store, settings: Settings, now: 
             return []
     groups = rule.grouping
     selection = Selection(
-        states=tuple(w.state or STUCK),
+        # A transaction at risk is one still in progress: that is what `at_risk` selects unless `state` says.
+        states=tuple(w.state or ((State.IN_PROGRESS,) if w.at_risk else STUCK)),
         workflows=tuple(w.workflow or ()),
         criticalities=tuple(w.criticality or ()),
         facilities=tuple(w.facility or ()),
@@ -66,6 +67,8 @@ def transaction_matches(rule: AlertRule, store: Store, settings: Settings, now: 
         aged_before=now - timedelta(seconds=w.min_age or 0),
         due_before=now - timedelta(seconds=w.overdue) if w.overdue is not None else None,
         min_value=w.min_value or 0.0,
+        at_risk=w.at_risk,
+        now=now,
     )
     found = group_transactions(
         store,

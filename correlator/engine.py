@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from correlator import gauges, metrics
+from correlator.forecast import Forecast, Forecaster
 from correlator.health import dependency_health
 from correlator.machine import Context, Event, Health, Verdict, evaluate
 from correlator.priority import period_close_factor
@@ -129,6 +130,7 @@ class Correlator:
             s.when is not None and s.when.attributes for w in settings.workflows for s in w.steps
         )
         self._previous_hi = EPOCH
+        self.forecaster = Forecaster(store, settings)
 
     def watermark(self) -> datetime:
         """Where this shard's correlation stands. A shard new to the store (the first start with more shards,
@@ -241,6 +243,7 @@ class Correlator:
         queues = queue_infos(self.store, self.settings)
         version = time.time_ns()
         close = period_close_factor(now, self._closes)
+        self.forecaster.refresh(now)
         tx_rows: list[list[Any]] = []
         causes: list[list[Any]] = []
         for (workflow_name, key), evs in events.items():
@@ -281,6 +284,7 @@ class Correlator:
                     now,
                     close,
                     version,
+                    self._forecast(workflow, verdict, facility_id, criticality),
                 )
             )
             causes.extend(cause_rows(workflow_name, key, verdict, before, now, version))
@@ -290,6 +294,16 @@ class Correlator:
         if causes:
             self.store.insert("transaction_causes", causes, CAUSE_COLUMNS)
         return len(tx_rows), held
+
+    def _forecast(self, workflow: Workflow, verdict: Verdict, facility: str, criticality: str) -> Forecast | None:
+        """The breach forecast of a transaction still in flight (correlator/forecast.py)."""
+        if verdict.state in (State.COMPLETED, State.FAILED) or verdict.waiting_since is None:
+            return None
+        # The SLA the machine judges by (between alternatives, the longest): from the wait's start to due.
+        sla = (verdict.due_at - verdict.waiting_since).total_seconds() if verdict.due_at else None
+        return self.forecaster.forecast(
+            workflow.name, verdict.current_step, facility, criticality, verdict.waiting_since, sla
+        )
 
     def _health(self, now: datetime) -> dict[str, Health]:
         since = now - timedelta(seconds=self.settings.correlation.health_window)

@@ -80,6 +80,7 @@ class Verdict:
     value: float
     cause: Cause | None
     overdue: bool = False  # stuck because the next step is overdue (not at once, by a failure or error)
+    waiting_since: datetime | None = None  # when the wait for the next step began (its SLA runs from there)
 
 
 @dataclass
@@ -143,6 +144,7 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
         facility,
         value,
         None,
+        waiting_since=last_at,
     )
     cause = _failure(after) or _own_errors(after)
     if cause is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from triage.store import Store
@@ -35,6 +35,9 @@ TRANSACTION_COLUMNS = [
     "CauseComponent",
     "CauseDetail",
     "CauseSince",
+    "NextStepEta",
+    "RiskAt",
+    "ForecastBasis",
     "Version",
 ]
 CAUSE_COLUMNS = [
@@ -60,7 +63,12 @@ _WHERE = """({workflow:String} = '' OR Workflow = {workflow:String})
   AND ({cause_kind:String} = '' OR CauseKind = {cause_kind:String})
   AND ({cause_component:String} = '' OR CauseComponent = {cause_component:String})
   AND UpdatedAt >= {updated_since:DateTime64(9)}
-  AND (StartedAt >= {active_since:DateTime64(9)} OR has({stuck:Array(String)}, State))"""
+  AND (StartedAt >= {active_since:DateTime64(9)} OR has({stuck:Array(String)}, State))
+  AND ({at_risk_check:UInt8} = 0 OR (__AT_RISK__) = {at_risk:UInt8})"""
+# A forecast's risk time is written with the verdict (correlator/forecast.py): a transaction in progress
+# is at risk from then until its SLA passes (then it is stuck, or about to be judged so).
+AT_RISK = "coalesce(State = {open:String} AND RiskAt <= {now:DateTime64(9)} AND {now:DateTime64(9)} < DueAt, 0)"
+_WHERE = _WHERE.replace("__AT_RISK__", AT_RISK)
 _LIST = f"""
 SELECT {_READ} FROM business_transactions FINAL
 WHERE {_WHERE}
@@ -127,7 +135,8 @@ WHERE has({states:Array(String)}, State)
   AND ({aged_check:UInt8} = 0 OR coalesce(CauseSince, UpdatedAt) <= {aged_before:DateTime64(9)})
   AND ({overdue_check:UInt8} = 0 OR (DueAt IS NOT NULL AND DueAt <= {due_before:DateTime64(9)}))
   AND Value >= {min_value:Float64}
-"""
+  AND ({at_risk_check:UInt8} = 0 OR (__AT_RISK__) = {at_risk:UInt8})
+""".replace("__AT_RISK__", AT_RISK)
 # Aggregate-function parameters must be literals: {cap} is an int of ours, formatted in.
 _GROUP_AGGREGATES = """
 count() AS n, sum(Value) AS value, min(coalesce(CauseSince, UpdatedAt)) AS since,
@@ -162,6 +171,18 @@ class Cause:
 
 
 @dataclass(frozen=True)
+class Forecast:
+    """When the transaction should move on, when its SLA passes, whether it is likely to miss it, and
+    the history that says so."""
+
+    next_step_eta: datetime
+    breach_at: datetime | None
+    at_risk: bool
+    risk_at: datetime | None
+    basis: str
+
+
+@dataclass(frozen=True)
 class Transaction:
     workflow: str
     key: str
@@ -177,10 +198,11 @@ class Transaction:
     value: float
     priority: float
     cause: Cause | None
+    forecast: Forecast | None  # None: not in flight, or too little history to forecast from
 
     @classmethod
-    def from_row(cls, columns: Sequence[str], row: Sequence[Any]) -> Transaction:
-        """A transaction from a row of business_transactions, by column name."""
+    def from_row(cls, columns: Sequence[str], row: Sequence[Any], now: datetime | None = None) -> Transaction:
+        """A transaction from a row of business_transactions, by column name; at risk or not as of `now`."""
         r = dict(zip(columns, row, strict=True))
         kind = r["CauseKind"]
         cause = Cause(CauseKind(kind), r["CauseComponent"], r["CauseDetail"], r["CauseSince"]) if kind else None
@@ -199,7 +221,17 @@ class Transaction:
             value=float(r["Value"]),
             priority=float(r["Priority"]),
             cause=cause,
+            forecast=_forecast(r, now or datetime.now(UTC)),
         )
+
+
+def _forecast(r: dict[str, Any], now: datetime) -> Forecast | None:
+    """The stored forecast of a row; none once the transaction is no longer in flight."""
+    eta, risk, due = r.get("NextStepEta"), r.get("RiskAt"), r["DueAt"]
+    if eta is None or r["State"] in (State.COMPLETED, State.FAILED):
+        return None
+    at_risk = r["State"] == State.IN_PROGRESS and risk is not None and due is not None and risk <= now < due
+    return Forecast(eta, due, at_risk, risk, r.get("ForecastBasis", ""))
 
 
 @dataclass(frozen=True)
@@ -214,9 +246,11 @@ class TransactionFilter:
     cause_component: str = ""
     updated_since: datetime | None = None  # moved since then
     active_since: datetime | None = None  # started since then, or stuck now (being stuck is a condition of now)
+    at_risk: bool | None = None  # at risk of missing its SLA now (forecast), or not; None: either
 
     def params(self) -> dict[str, Any]:
         return {
+            **at_risk_params(self.at_risk),
             "workflow": self.workflow,
             "states": [str(s) for s in self.states],
             "facility": self.facility,
@@ -311,9 +345,12 @@ class Selection:
     aged_before: datetime | None = None  # stuck (or last updated) at or before this
     due_before: datetime | None = None  # due at or before this
     min_value: float = 0.0
+    at_risk: bool | None = None  # at risk of missing its SLA (forecast) at `now`, or not; None: either
+    now: datetime | None = None  # when at risk is judged (an evaluation's time); None: the wall clock
 
     def params(self) -> dict[str, Any]:
         return {
+            **at_risk_params(self.at_risk, self.now),
             "states": [str(s) for s in self.states],
             "workflows": list(self.workflows),
             "criticalities": [str(c) for c in self.criticalities],
@@ -492,6 +529,16 @@ def stuck_by_component(store: Store, components: list[str]) -> dict[str, StuckCo
         return {}
     rows = store.query(_STUCK_ON, {"stuck": names(STUCK), "components": components}).result_rows
     return {r[0]: StuckComponent(r[0], int(r[1]), float(r[2]), sorted(r[3])) for r in rows}
+
+
+def at_risk_params(at_risk: bool | None, now: datetime | None = None) -> dict[str, Any]:
+    """The parameters of the at-risk condition (None: no condition), judged at `now` (default: the wall clock)."""
+    return {
+        "at_risk_check": int(at_risk is not None),
+        "at_risk": int(bool(at_risk)),
+        "open": str(State.IN_PROGRESS),
+        "now": now or datetime.now(UTC),
+    }
 
 
 def _sorted(values: Sequence[Any]) -> list[str]:

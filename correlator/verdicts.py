@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from correlator.forecast import Forecast
 from correlator.machine import Verdict
 from correlator.priority import score
 from triage.settings import Workflow
@@ -22,6 +23,7 @@ def transaction_row(
     now: datetime,
     close: float,
     version: int,
+    forecast: Forecast | None = None,
 ) -> list[Any]:
     """A row in correlator.transactions.TRANSACTION_COLUMNS order."""
     step = next((s for s in workflow.steps if s.name == v.next_step), None)
@@ -47,6 +49,9 @@ def transaction_row(
         cause.component if cause else "",
         cause.detail if cause else "",
         cause.since if cause else None,
+        forecast.next_step_eta if forecast else None,
+        forecast.risk_at if forecast else None,
+        forecast.basis if forecast else "",
         version,
     ]
 

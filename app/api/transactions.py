@@ -64,6 +64,10 @@ def list_transactions(
     criticality: Criticality | Literal[""] = "",
     cause: CauseKind | Literal[""] = "",
     since: StoreTime | None = None,
+    at_risk: Annotated[
+        bool | None,
+        Query(description="true: only transactions likely to miss their SLA by their forecast; false: the others"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> TransactionPage:
@@ -79,6 +83,7 @@ def list_transactions(
         criticality=criticality,
         cause_kind=cause,
         updated_since=since,
+        at_risk=at_risk,
     )
     after = _decode_cursor(cursor) if cursor else None
     found = readmodel.list_transactions(store, where, limit + 1, after)

@@ -46,6 +46,9 @@ def transaction(
         value / 1000,
         *cause,
         at if cause[0] else None,
+        None,  # no forecast
+        None,
+        "",
         time.time_ns(),
     ]
 

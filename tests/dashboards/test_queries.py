@@ -84,7 +84,8 @@ def _transaction(key: str, state: str, started: datetime, updated: datetime, cau
         "CauseComponent": component,
         "Version": 1,
     }
-    defaults: dict[str, object] = {"DueAt": None, "CauseSince": None, "Priority": 0.0}
+    defaults: dict[str, object] = {"DueAt": None, "CauseSince": None, "Priority": 0.0, "NextStepEta": None}
+    defaults["RiskAt"] = None
     return [values.get(c, defaults.get(c, "")) for c in TRANSACTION_COLUMNS]
 
 

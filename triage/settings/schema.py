@@ -414,6 +414,19 @@ class Alerts(Model):
         return self
 
 
+class Forecast(Model):
+    """Breach forecasts (docs/correlation.md, "Breach forecasts"): from how long each step's wait took in
+    the store's recent history, when an in-flight transaction should move on and when it is at risk."""
+
+    enabled: bool = True
+    history: Duration = Field(default=86400.0 * 7, gt=0)  # how far back waits are learnt from
+    # Waits a basis needs: per facility when it has this many, else per criticality, else per workflow step.
+    min_samples: int = Field(default=20, ge=1)
+    # At risk once history gives a transaction still waiting at most a 1 - risk_share chance to make the SLA.
+    risk_share: float = Field(default=0.95, gt=0, le=1)
+    refresh: Duration = Field(default=60.0, ge=0)  # how often the history is read again
+
+
 class Correlation(Model):
     interval: Duration = 5.0
     settle: Duration = 1.0
@@ -435,6 +448,7 @@ class Correlation(Model):
     # A shard's worker renews its lease every cycle; one that stops is replaced this long after
     # (default: 30 s, or three intervals when that is longer).
     lease: Duration | None = Field(default=None, ge=1)
+    forecast: Forecast = Field(default_factory=Forecast)
 
     @property
     def lease_ttl(self) -> float:

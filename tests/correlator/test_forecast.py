@@ -1,0 +1,293 @@
+"""Breach forecasts on the embedded store: business events with known waits written directly (the test is
+about the forecast's arithmetic, not about stitching), the correlator judging them, and the read model
+saying when each in-flight transaction should move on and whether it is at risk now."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from correlator import Correlator, Selection, TransactionFilter, get_transaction, group_transactions
+from correlator import list_transactions as listed
+from correlator.forecast import LEVELS, Waits, risk_after
+from tests.conftest import LiveServer, server_settings
+from triage.settings import Settings, load_settings
+from triage.store import Store
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+MIN = 60.0
+WORKFLOW: dict[str, Any] = {
+    "name": "procure_to_pay",
+    "keys": ["erp.po_number"],
+    "facility": "facility.id",
+    "steps": [
+        {"name": "requisition", "match": {"span_name": "POST /requisitions"}},
+        {"name": "approval", "match": {"service": "approval-saas"}, "human": True,
+         "sla": {"normal": "30m", "critical": "10m"}},
+        {"name": "po_sent", "match": {"span_name": "send PO"}, "sla": {"normal": "1h"}},
+    ],
+    "terminal": ["po_sent"],
+}  # fmt: skip
+FACILITIES = [
+    {"id": "STM-ICU", "name": "St. Mary's ICU", "criticality": "critical"},
+    {"id": "CLN-04", "name": "Eastside Clinic", "criticality": "normal"},
+    {"id": "CLN-05", "name": "Westside Clinic", "criticality": "normal"},
+    {"id": "LAB-01", "name": "Central Lab", "criticality": "high"},
+]
+_COLUMNS = ["Workflow", "Key", "EventId", "Step", "At", "Source", "Service", "SpanKind", "Status", "Failure"]
+_COLUMNS += ["Facility", "Value"]
+_keys = itertools.count(4500000000)
+
+
+def settings(store: Store, **forecast: Any) -> Settings:
+    values = {"store": store.dsn, "facilities": FACILITIES, "workflows": [WORKFLOW]}
+    return load_settings(None, {**values, "correlation": {"forecast": forecast}}, environ={})
+
+
+def transaction(facility: str, *steps: tuple[str, datetime]) -> tuple[str, list[list[Any]]]:
+    """Rows of business_events for one transaction: its progress events at the given times."""
+    key = str(next(_keys))
+    rows = [
+        ["procure_to_pay", key, f"{key}-{i}", step, at, "span", "erp", "Server", "ok", 0, facility, 1000.0]
+        for i, (step, at) in enumerate(steps)
+    ]
+    return key, rows
+
+
+def history(facility: str, waits_minutes: list[float], start: datetime) -> list[list[Any]]:
+    """Completed transactions whose wait after requisition took the given minutes."""
+    rows: list[list[Any]] = []
+    for i, wait in enumerate(waits_minutes):
+        begun = start + timedelta(minutes=i)
+        approved = begun + timedelta(minutes=wait)
+        rows += transaction(
+            facility,
+            ("requisition", begun),
+            ("approval", approved),
+            ("po_sent", approved + timedelta(minutes=1)),
+        )[1]
+    return rows
+
+
+def waiting(store: Store, facility: str, minutes: float) -> str:
+    """An in-flight transaction waiting after requisition for `minutes`."""
+    key, rows = transaction(facility, ("requisition", NOW - timedelta(minutes=minutes)))
+    store.insert("business_events", rows, _COLUMNS)
+    return key
+
+
+def judge(store: Store, s: Settings) -> None:
+    Correlator(store, s, scratch="forecast").replay(NOW - timedelta(days=1), NOW, NOW)
+
+
+def test_waits_interpolate_like_the_sample_they_come_from() -> None:
+    """Evenly spread waits of 1..40 minutes: quantiles and the share within a duration are linear."""
+    waits = Waits("criticality normal", 40, tuple((1 + 39 * level) * MIN for level in LEVELS))
+    assert waits.quantile(0.5) == pytest.approx(20.5 * MIN)
+    assert waits.share_within(30 * MIN) == pytest.approx(29 / 39)
+    assert waits.share_within(0.5 * MIN) == 0 and waits.share_within(41 * MIN) == 1
+    # Still waiting at t*, the SLA is made with probability (F(s) - F(t*)) / (1 - F(t*)) = 1 - risk_share.
+    risk = risk_after(waits, 30 * MIN, 0.95)
+    made = (waits.share_within(30 * MIN) - waits.share_within(risk)) / (1 - waits.share_within(risk))
+    assert made == pytest.approx(0.05, abs=1e-6)
+    assert risk == pytest.approx((1 + 39 * (29 / 39 - 0.05) / 0.95) * MIN)
+    # When most of history misses the SLA, a transaction is at risk from the start of its wait.
+    assert risk_after(waits, 2 * MIN, 0.95) == 0
+
+
+def test_forecast_from_history_eta_is_the_median_and_at_risk_past_the_slowest_in_time(store: Store) -> None:
+    """40 waits of 1..20.5 minutes at a normal clinic, SLA 30 minutes: every one made it, so a transaction
+    is at risk once it has waited longer than the slowest (20.5 minutes), 9.5 minutes before its breach."""
+    s = settings(store)
+    store.insert(
+        "business_events", history("CLN-04", [1 + k / 2 for k in range(40)], NOW - timedelta(hours=5)), _COLUMNS
+    )
+    calm, late = waiting(store, "CLN-04", 19), waiting(store, "CLN-04", 22)
+    judge(store, s)
+
+    calm_tx, late_tx = get_transaction(store, "procure_to_pay", calm), get_transaction(store, "procure_to_pay", late)
+    assert calm_tx is not None and late_tx is not None
+    assert calm_tx.state == late_tx.state == "in_progress"
+    for tx, minutes in ((calm_tx, 19), (late_tx, 22)):
+        f = tx.forecast
+        assert f is not None
+        waiting_since = NOW - timedelta(minutes=minutes)
+        assert abs((f.next_step_eta - waiting_since).total_seconds() - 10.75 * MIN) < 1  # median of 1..20.5
+        assert f.breach_at == waiting_since + timedelta(minutes=30)
+        assert f.risk_at is not None and abs((f.risk_at - waiting_since).total_seconds() - 20.5 * MIN) < 1
+        assert f.basis.startswith("facility CLN-04: 40 waits after requisition in 7d, median 10m")
+        assert "100% within the 30m SLA" in f.basis
+    assert calm_tx.forecast is not None and not calm_tx.forecast.at_risk
+    assert late_tx.forecast is not None and late_tx.forecast.at_risk
+
+    at_risk = listed(store, TransactionFilter(workflow="procure_to_pay", at_risk=True))
+    assert [t.key for t in at_risk] == [late]
+    not_at_risk = {t.key for t in listed(store, TransactionFilter(workflow="procure_to_pay", at_risk=False))}
+    assert calm in not_at_risk and late not in not_at_risk
+    # An alert rule's selection of in-progress transactions at risk finds it too.
+    [group] = group_transactions(store, Selection(states=("in_progress",), at_risk=True), ["workflow"])
+    assert group.count == 1 and group.sample[0].key == late
+
+
+def test_basis_narrows_to_the_facility_only_with_enough_waits(store: Store) -> None:
+    """min_samples 20: a clinic with 25 waits of its own (27) is forecast from them; one with 5 from every normal
+    facility's; a high-criticality lab with 5 (and no other high facility) from the workflow step's; each
+    step from its own waits; a completed transaction has no forecast."""
+    s = settings(store)
+    start = NOW - timedelta(hours=6)
+    rows = history("CLN-04", [2.0] * 25, start)  # normal, own basis
+    rows += history("CLN-05", [8.0] * 5, start)  # normal, too few of its own
+    rows += history("LAB-01", [4.0] * 5, start)  # high, too few anywhere in its tier
+    store.insert("business_events", rows, _COLUMNS)
+    own, pooled, lab = waiting(store, "CLN-04", 1), waiting(store, "CLN-05", 1), waiting(store, "LAB-01", 1)
+    key, approved = transaction(
+        "CLN-04", ("requisition", NOW - timedelta(minutes=20)), ("approval", NOW - timedelta(minutes=10))
+    )
+    store.insert("business_events", approved, _COLUMNS)
+    done = history("CLN-04", [3.0], NOW - timedelta(minutes=30))
+    store.insert("business_events", done, _COLUMNS)
+    judge(store, s)
+
+    def forecast(k: str) -> Any:
+        tx = get_transaction(store, "procure_to_pay", k)
+        assert tx is not None
+        return tx.forecast
+
+    # CLN-04's waits: 25 of 2 minutes, the completed one's 3 and the approved one's 10.
+    assert forecast(own).basis.startswith("facility CLN-04: 27 waits")
+    assert forecast(pooled).basis.startswith("criticality normal: 32 waits")
+    assert forecast(lab).basis.startswith("workflow step: 37 waits")
+    assert abs((forecast(own).next_step_eta - (NOW - timedelta(minutes=1))).total_seconds() - 2 * MIN) < 1
+    # Waiting after approval, it is forecast from the waits after approval (1 minute each), not requisition's.
+    assert forecast(key).basis.startswith("facility CLN-04: 26 waits after approval in 7d, median 1m")
+    completed = get_transaction(store, "procure_to_pay", done[0][1])
+    assert completed is not None and completed.state == "completed" and completed.forecast is None
+
+    # With a higher bar the clinic's own 25 waits are not enough either.
+    store.command("TRUNCATE TABLE business_transactions")
+    judge(store, settings(store, min_samples=28))
+    assert forecast(own).basis.startswith("criticality normal: 32 waits")
+
+
+def test_no_forecast_without_history_or_when_disabled(store: Store) -> None:
+    key = waiting(store, "CLN-04", 5)
+    judge(store, settings(store))
+    tx = get_transaction(store, "procure_to_pay", key)
+    assert tx is not None and tx.state == "in_progress" and tx.forecast is None
+
+    store.insert("business_events", history("CLN-04", [1.0] * 30, NOW - timedelta(hours=3)), _COLUMNS)
+    judge(store, settings(store, enabled=False))
+    tx = get_transaction(store, "procure_to_pay", key)
+    assert tx is not None and tx.forecast is None
+    judge(store, settings(store))
+    tx = get_transaction(store, "procure_to_pay", key)
+    assert tx is not None and tx.forecast is not None and tx.forecast.at_risk  # 5 min > every past wait
+
+
+def test_an_alert_rule_fires_on_at_risk_before_the_sla_passes(store: Store) -> None:
+    """`when: {at_risk: true}` pages on-call about the transaction likely to miss its SLA while it is still in
+    progress (8 minutes before its breach here), not about the one on track, and stops once it is breached."""
+    from alerts import Evaluator  # alerts reads the correlator's tables; the correlator never imports it
+
+    rule = {"name": "approval_at_risk", "when": {"at_risk": True}, "group_by": ["workflow", "key", "step"],
+            "summary": "{workflow} {key} likely to miss its SLA at {facility_name}"}  # fmt: skip
+    s = load_settings(
+        None,
+        {"store": store.dsn, "facilities": FACILITIES, "workflows": [WORKFLOW], "alerts": {"rules": [rule]}},
+        environ={},
+    )
+    store.insert(
+        "business_events", history("CLN-04", [1 + k / 2 for k in range(40)], NOW - timedelta(hours=5)), _COLUMNS
+    )
+    waiting(store, "CLN-04", 10)
+    late = waiting(store, "CLN-04", 22)
+    judge(store, s)
+
+    evaluator = Evaluator(store, s)
+    [alert] = evaluator.evaluate(NOW).alerts
+    assert alert.status == "firing"
+    assert (alert.labels["key"], alert.labels["step"]) == (late, "requisition")
+    assert alert.annotations["summary"] == f"procure_to_pay {late} likely to miss its SLA at Eastside Clinic"
+    # Nine minutes on, its SLA has passed: it is no longer at risk but breached (other rules speak of that).
+    assert [a.status for a in evaluator.evaluate(NOW + timedelta(minutes=9)).alerts] == ["resolved"]
+
+
+@pytest.fixture
+def server(chdb_path: Path) -> Iterator[LiveServer]:
+    config = {
+        "facilities": FACILITIES,
+        "workflows": [WORKFLOW],
+        "correlation": {"enabled": False, "settle": 0.5},
+    }
+    live = LiveServer(server_settings(chdb_path, **config)).start()
+    yield live
+    live.stop()
+
+
+def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) -> None:
+    """Real OTLP through the SDK: 25 requisitions approved after 2..14 minutes, two waiting now (5 and 20
+    minutes); the API lists the one past every past wait as at risk, with its forecast, and says so in
+    its OpenAPI document."""
+    providers: dict[str, TracerProvider] = {}
+    for service in ("erp", "approval-saas"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces")))
+        providers[service] = provider
+    now = time.time_ns()
+
+    def span(service: str, name: str, minutes_ago: float, po: str) -> None:
+        at = now - int(minutes_ago * MIN * 1e9)
+        attributes = {"erp.po_number": po, "facility.id": "CLN-04"}
+        tracer = providers[service].get_tracer("forecast")
+        tracer.start_span(name, kind=SpanKind.SERVER, start_time=at, attributes=attributes).end(end_time=at + 10**6)
+
+    for i in range(25):
+        po = f"45000{i:05d}"
+        span("erp", "POST /requisitions", 120 + i, po)
+        span("approval-saas", "approve", 120 + i - (2 + i / 2), po)
+    span("erp", "POST /requisitions", 5, "4500099001")
+    span("erp", "POST /requisitions", 20, "4500099002")
+    for provider in providers.values():
+        provider.shutdown()
+    server.flush()
+    time.sleep(0.6)  # past the settle time
+    assert server.runtime is not None
+    Correlator(server.store, server.runtime.settings).run_once()
+
+    api = f"{server.api}/api/v1/transactions"
+    [item] = httpx.get(api, params={"at_risk": "true"}).json()["items"]
+    assert item["key"] == "4500099002" and item["state"] == "in_progress"
+    forecast = item["forecast"]
+    assert forecast["at_risk"] is True
+    assert forecast["basis"].startswith("facility CLN-04: 25 waits after requisition in 7d, median 8m")
+    started = datetime.fromisoformat(item["updated_at"])
+    assert abs((datetime.fromisoformat(forecast["next_step_eta"]) - started).total_seconds() - 8 * MIN) < 1
+    assert datetime.fromisoformat(forecast["breach_at"]) - started == timedelta(minutes=30)
+    assert abs((datetime.fromisoformat(forecast["risk_at"]) - started).total_seconds() - 14 * MIN) < 1
+
+    others = httpx.get(api, params={"at_risk": "false", "limit": 100}).json()["items"]
+    by_key = {t["key"]: t for t in others}
+    assert "4500099002" not in by_key
+    assert by_key["4500099001"]["forecast"]["at_risk"] is False
+    assert by_key["4500000003"]["forecast"] is None  # approved: the workflow's waits after approval are unknown
+    detail = httpx.get(f"{api}/procure_to_pay/4500099002").json()
+    assert detail["forecast"] == forecast
+
+    spec = httpx.get(f"{server.api}/openapi.json").json()
+    parameters = {p["name"] for p in spec["paths"]["/api/v1/transactions"]["get"]["parameters"]}
+    assert "at_risk" in parameters
+    assert {"next_step_eta", "breach_at", "at_risk", "basis"} <= set(
+        spec["components"]["schemas"]["Forecast"]["properties"]
+    )
