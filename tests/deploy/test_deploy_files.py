@@ -32,6 +32,8 @@ DEPLOY = ROOT / "deploy"
 COMPOSE_DIR = DEPLOY / "compose"
 K8S = DEPLOY / "k8s"
 CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text("utf-8")
+# What docs/operations.md ("Cluster schema") asks of the profile of Triage's ClickHouse user.
+CLUSTER_USER_SETTINGS = {"distributed_foreground_insert": "1", "prefer_global_in_and_join": "1"}
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
 
 
@@ -292,6 +294,8 @@ def test_clickhouse_cluster_is_two_shards_of_two_replicas_on_three_keepers() -> 
             users is not None
             and _xml(users).find("users/triage/password").get("from_env") == "TRIAGE_CLICKHOUSE_PASSWORD"
         )
+        profile = _xml(users).find(f"profiles/{_xml(users).findtext('users/triage/profile')}")
+        assert {s.tag: s.text for s in profile} == CLUSTER_USER_SETTINGS, f"{name}: the triage user's profile"
     # Triage's Keeper paths: {shard}/.../T_local with replica {replica}, global tables with {shard}-{replica}.
     assert all(shard and replica for shard, replica in macros.values())
     assert len({f"{shard}-{replica}" for shard, replica in macros.values()}) == 4
@@ -419,7 +423,11 @@ def test_hpa_scales_the_collectors_on_buffered_rows_the_adapter_serves() -> None
 def test_the_clickhouse_installation_mounts_the_projection_schema() -> None:
     path = K8S / "clickhouse" / "clickhouse-installation.yaml"
     chi = next(d for d in docs(path) if d["kind"] == "ClickHouseInstallation")
-    assert chi["spec"]["configuration"]["clusters"][0]["layout"] == {"shardsCount": 2, "replicasCount": 2}
+    configuration = chi["spec"]["configuration"]
+    assert configuration["clusters"][0]["layout"] == {"shardsCount": 2, "replicasCount": 2}
+    profile = configuration["users"]["triage/profile"]
+    settings = {k.split("/", 1)[1]: str(v) for k, v in configuration["profiles"].items() if k.startswith(f"{profile}/")}
+    assert settings == CLUSTER_USER_SETTINGS
     schema_dir = chi["spec"]["configuration"]["settings"]["format_schema_path"].rstrip("/")
     (pod,) = chi["spec"]["templates"]["podTemplates"]
     (container,) = pod["spec"]["containers"]
