@@ -390,7 +390,7 @@ _REQUEST_TABLES = ("otel_traces", "otel_logs", *(table for table, _ in flatten.M
 _STORED = (
     "SELECT TriageRequest, count() FROM {table} WHERE TriageRequest IN {{ids:Array(UInt64)}} GROUP BY TriageRequest"
 )
-_REMOVE = "DELETE FROM {table} WHERE TriageRequest IN {{ids:Array(UInt64)}}"
+_REMOVE = "DELETE FROM {table} {on_cluster} WHERE TriageRequest IN {{ids:Array(UInt64)}}"
 
 
 def requests_stored(store: Store, requests: list[int]) -> dict[int, int]:
@@ -405,4 +405,6 @@ def requests_stored(store: Store, requests: list[int]) -> dict[int, int]:
 def remove_requests(store: Store, requests: list[int]) -> None:
     """Delete the rows of requests only part of which was stored (a write cut by a crash), to write them whole."""
     for table in _REQUEST_TABLES:
-        store.command(_REMOVE.format(table=table), {"ids": requests})
+        # On a cluster the rows are in each shard's local table (a Distributed table takes no DELETE).
+        target = store.local_table(table)
+        store.command(_REMOVE.format(table=target, on_cluster=store.on_cluster), {"ids": requests})

@@ -125,3 +125,18 @@ def test_a_bad_shard_is_refused_with_how_to_write_one(bad: str) -> None:
 
     with pytest.raises(ConfigError, match=r"e\.g\. 2/4"):
         load_settings(None, {"shard": bad}, environ={})
+
+
+def test_lease_rows_keep_their_week_whatever_the_business_retention(chdb_path: object) -> None:
+    from tests.conftest import unique_dsn
+
+    s = Store(unique_dsn(chdb_path), business_ttl_days=30)  # type: ignore[arg-type]
+    s.migrate()
+    try:
+        ttl = dict(
+            s.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()").result_rows
+        )
+        assert "toIntervalDay(7)" in ttl["triage_leases"], ttl["triage_leases"]
+        assert "toIntervalDay(30)" in ttl["business_transactions"], "the business tables follow the setting"
+    finally:
+        s.command(f"DROP DATABASE IF EXISTS `{s.target.database}`")

@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("triage.store")
 
-__all__ = ["Store", "StoreTarget", "parse_dsn"]
+__all__ = ["CLUSTER_SESSION", "Store", "StoreTarget", "parse_dsn"]
+
+# Query settings of every connection to a cluster (docs/operations.md, "Cluster schema").
+CLUSTER_SESSION = {"prefer_global_in_and_join": 1, "distributed_foreground_insert": 1}
 
 
 class Store:
@@ -56,6 +59,14 @@ class Store:
     def on_cluster(self) -> str:
         return f"ON CLUSTER '{self.cluster}'" if self.cluster else ""
 
+    def local_table(self, table: str) -> str:
+        """Where `table`'s rows are: itself, or on a cluster its shards' local table when it is sharded."""
+        if not self.cluster:
+            return table
+        from triage.store.cluster import LOCAL_SUFFIX, SHARDING_KEYS
+
+        return f"{table}{LOCAL_SUFFIX}" if table in SHARDING_KEYS else table
+
     @property
     def replicated(self) -> str:
         return "Replicated" if self.cluster else ""
@@ -74,6 +85,9 @@ class Store:
             if t.embedded:
                 return clickhouse_connect.get_client(interface="chdb", path=t.path, database=database, tz_mode="aware")
             return clickhouse_connect.get_client(
+                # On a cluster: subqueries over the correlator's node-local scratch tables run where they
+                # are (GLOBAL IN/JOIN), and an insert into a Distributed table is on its shards on return.
+                settings=dict(CLUSTER_SESSION) if self.cluster else None,
                 host=t.host,
                 port=t.port,
                 secure=t.secure,

@@ -27,6 +27,8 @@ FROM system.tables
 WHERE database = currentDatabase() AND engine LIKE '%MergeTree%' AND ttl != ''
 """
 _RAW_PREFIXES = ("otel_", "queue_lag")
+# Tables whose TTL is their own, not a retention setting's: lease rows are kept a week whatever the setting.
+_FIXED = ("triage_leases",)
 
 
 def reconcile(store: Store) -> list[str]:
@@ -45,7 +47,7 @@ def reconcile(store: Store) -> list[str]:
 def alteration(store: Store, table: str, ttl: str) -> str | None:
     """The ALTER that gives `table` (TTL `ttl` now) the configured retention; None when it has it."""
     match = _TTL.match(ttl.strip())
-    if not match:
+    if not match or table in _FIXED:
         return None
     want = store.raw_ttl_days if table.startswith(_RAW_PREFIXES) else store.business_ttl_days
     if int(match.group("days")) == int(want):
