@@ -14,9 +14,10 @@ from dashboards.queries import alerts as alert_queries
 from dashboards.queries import telemetry, transaction, workflow
 from triage.settings import Settings, Workflow
 from triage.store import Store
-from triage.vocabulary import STUCK
+from triage.vocabulary import STUCK, State
 
 log = logging.getLogger("triage.dashboards")
+AT_RISK_ROWS = 25  # the overview's table of transactions at risk: the highest priority first
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Overview:
     counts: list[readmodel.StateCount]
     causes: list[readmodel.CauseGroup]
     stuck: list[readmodel.Transaction]
+    at_risk: list[readmodel.Transaction]  # in progress and likely to miss the SLA (breach forecast)
     queues: list[QueueState]
     queue_series: dict[str, telemetry.Series]
     services: list[telemetry.ServiceHealth]
@@ -93,12 +95,16 @@ def overview(store: Store, settings: Settings, filters: Filters) -> Overview:
     where = filters.transactions()
     # The most urgent stuck ones; a state filter from an alert link narrows them (to none if not a stuck state).
     stuck_states = tuple(s for s in where.states or STUCK if s in STUCK)
+    # Only transactions still in progress can be at risk; a filter to other states shows none.
+    risky = not where.states or State.IN_PROGRESS in where.states
+    at_risk = replace(where, states=(State.IN_PROGRESS,), at_risk=True)
     return Overview(
         filters=filters,
         options=options(store, settings),
         counts=readmodel.state_counts(store, where),
         causes=readmodel.cause_groups(store, where, limit=10),
         stuck=readmodel.list_transactions(store, replace(where, states=stuck_states), limit=25) if stuck_states else [],
+        at_risk=readmodel.list_transactions(store, at_risk, limit=AT_RISK_ROWS) if risky else [],
         queues=queue_states(store, settings),
         queue_series=telemetry.queue_series(store, since, filters.seconds),
         services=telemetry.service_health(store, since, filters.seconds),

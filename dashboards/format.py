@@ -63,6 +63,15 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return format_duration(max(((now or datetime.now(UTC)) - value).total_seconds(), 0))
 
 
+def until(value: datetime | None, now: datetime | None = None) -> str:
+    """How long from now: '12m'; 'passed' once it is past, '—' for none."""
+    value = utc(value)
+    if value is None or value.year < 1971:
+        return "—"
+    left = (value - (now or datetime.now(UTC))).total_seconds()
+    return format_duration(left) if left > 0 else "passed"
+
+
 def label(name: str) -> str:
     """procure_to_pay → Procure to pay."""
     text = name.replace("_", " ").strip()

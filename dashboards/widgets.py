@@ -22,6 +22,7 @@ STATUS_CLASS = {
     "in_progress": "info",
     "lagging": "warn",
     "stalled": "warn",
+    "at_risk": "warn",
     "degraded": "warn",
     "blocked": "bad",
     "failed": "bad",

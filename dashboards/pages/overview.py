@@ -80,6 +80,12 @@ def refresh(filters: dict[str, Any]) -> list[Any]:
         ),
         section("Top causes", _causes(view), id="top-causes"),
         section(
+            "At risk of missing their SLA",
+            _at_risk_table(view),
+            id="at-risk",
+            note="in progress, and past what the history of their step says still makes the SLA",
+        ),
+        section(
             "Highest-priority stuck transactions",
             _stuck_table(view),
             id="stuck-table",
@@ -144,6 +150,12 @@ def _headline(view: data.Overview) -> html.Div:
                     kpi("Stuck now", fmt.count(n_stuck), f"{fmt.count(critical)} critical", "bad" if n_stuck else "ok"),
                     kpi("Value at risk", fmt.money(value), "stalled, blocked or failed"),
                     kpi("In progress", fmt.count(open_), "moving within SLA"),
+                    kpi(
+                        "At risk",
+                        fmt.count(len(view.at_risk)) + ("+" if len(view.at_risk) >= data.AT_RISK_ROWS else ""),
+                        "likely to miss their SLA",
+                        "bad" if view.at_risk else "ok",
+                    ),
                     kpi("Oldest cause", fmt.ago(oldest), f"since {fmt.when(oldest)}" if oldest else "nothing stuck"),
                 ],
                 className="kpis",
@@ -216,6 +228,34 @@ def _stuck_table(view: data.Overview) -> html.Table | html.Div:
     ]
     headers = ["priority", "workflow", "key", "facility", "state", "step", "waiting", "value", "cause"]
     return table(headers, rows, id="stuck-transactions", numeric=(0, 6, 7))
+
+
+def _at_risk_table(view: data.Overview) -> html.Table | html.Div:
+    if not view.at_risk:
+        return empty_state(
+            "Nothing at risk",
+            "No transaction in progress has waited longer than its step's history says still makes the SLA "
+            "(or there is too little history to say; see docs/correlation.md, Breach forecasts).",
+        )
+    rows = []
+    for t in view.at_risk:
+        f = t.forecast
+        rows.append(
+            [
+                f"{t.priority:.1f}",
+                t.workflow,
+                transaction_link(t.workflow, t.key),
+                f"{t.facility_name or t.facility} ({t.criticality})",
+                f"{t.current_step or '—'} → {t.next_step or '—'}",
+                fmt.ago(t.updated_at),
+                fmt.until(f.breach_at if f else t.due_at),
+                fmt.when(f.next_step_eta) if f else "—",
+                fmt.money(t.value),
+                f.basis if f else "",
+            ]
+        )
+    headers = ["priority", "workflow", "key", "facility", "step", "waiting", "SLA passes in", "expected", "value"]
+    return table([*headers, "forecast from"], rows, id="at-risk-transactions", numeric=(0, 5, 6, 8))
 
 
 def _queues(view: data.Overview) -> html.Table | html.Div:

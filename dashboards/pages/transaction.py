@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import dash
 from dash import dcc, html
 
-from correlator import CauseRecord
+from correlator import CauseRecord, Transaction
 from dashboards import data, figures
 from dashboards import format as fmt
 from dashboards.context import current_context
@@ -90,8 +90,28 @@ def _header(view: data.TransactionView) -> html.Div:
             html.H1([f"{tx.key} ", html.Small(tx.workflow), " ", badge(tx.state)], id="transaction-title"),
             html.P(facts, className="headline"),
             html.P(cause, className="cause-line", id="transaction-cause") if cause else html.Div(),
+            _forecast(tx),
             html.P(f"priority {tx.priority:.1f}", className="muted"),
         ]
+    )
+
+
+def _forecast(tx: Transaction) -> html.P | html.Div:
+    """The breach forecast: when the next step is expected, when the SLA passes, whether it is likely missed."""
+    f = tx.forecast
+    if f is None:
+        return html.Div()
+    expected = f"{tx.next_step or 'next step'} expected by {fmt.when(f.next_step_eta)}"
+    breach = f"; SLA passes {fmt.when(f.breach_at)} (in {fmt.until(f.breach_at)})" if f.breach_at else ""
+    risk = ""
+    if f.at_risk:
+        risk = f"At risk since {fmt.when(f.risk_at)}: likely to miss its SLA. "
+    elif f.risk_at and f.breach_at and tx.state == "in_progress":
+        risk = f"On track; at risk from {fmt.when(f.risk_at)} if still waiting. "
+    return html.P(
+        [badge("at_risk") if f.at_risk else "", f" {risk}{expected}{breach}. ", html.Small(f.basis)],
+        className="forecast-line",
+        id="transaction-forecast",
     )
 
 

@@ -5,6 +5,7 @@ saying when each in-flight transaction should move on and whether it is at risk 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from correlator import Correlator, Selection, TransactionFilter, get_transaction
 from correlator import list_transactions as listed
 from correlator.forecast import LEVELS, Waits, risk_after
 from tests.conftest import LiveServer, server_settings
+from tests.dashboards.conftest import DashboardServer, serve_dashboards
 from triage.settings import Settings, load_settings
 from triage.store import Store
 
@@ -253,12 +255,13 @@ def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) 
         tracer = providers[service].get_tracer("forecast")
         tracer.start_span(name, kind=SpanKind.SERVER, start_time=at, attributes=attributes).end(end_time=at + 10**6)
 
+    late = "4500099002"
     for i in range(25):
         po = f"45000{i:05d}"
         span("erp", "POST /requisitions", 120 + i, po)
         span("approval-saas", "approve", 120 + i - (2 + i / 2), po)
     span("erp", "POST /requisitions", 5, "4500099001")
-    span("erp", "POST /requisitions", 20, "4500099002")
+    span("erp", "POST /requisitions", 20, late)
     for provider in providers.values():
         provider.shutdown()
     server.flush()
@@ -268,7 +271,7 @@ def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) 
 
     api = f"{server.api}/api/v1/transactions"
     [item] = httpx.get(api, params={"at_risk": "true"}).json()["items"]
-    assert item["key"] == "4500099002" and item["state"] == "in_progress"
+    assert item["key"] == late and item["state"] == "in_progress"
     forecast = item["forecast"]
     assert forecast["at_risk"] is True
     assert forecast["basis"].startswith("facility CLN-04: 25 waits after requisition in 7d, median 8m")
@@ -279,11 +282,22 @@ def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) 
 
     others = httpx.get(api, params={"at_risk": "false", "limit": 100}).json()["items"]
     by_key = {t["key"]: t for t in others}
-    assert "4500099002" not in by_key
+    assert late not in by_key
     assert by_key["4500099001"]["forecast"]["at_risk"] is False
     assert by_key["4500000003"]["forecast"] is None  # approved: the workflow's waits after approval are unknown
     detail = httpx.get(f"{api}/procure_to_pay/4500099002").json()
     assert detail["forecast"] == forecast
+
+    # The overview lists it among those at risk, and its drill-down says so, with the forecast's basis.
+    dashboards = serve_dashboards(server)
+    try:
+        overview = json.dumps(dash_refresh(dashboards, "overview", {}))
+        transaction = json.dumps(dash_refresh(dashboards, "transaction", {"workflow": "procure_to_pay", "key": late}))
+    finally:
+        dashboards.stop()
+    assert "at-risk-transactions" in overview and late in overview and "4500099001" not in overview
+    assert "transaction-forecast" in transaction and "At risk since" in transaction
+    assert "facility CLN-04: 25 waits after requisition" in transaction
 
     spec = httpx.get(f"{server.api}/openapi.json").json()
     parameters = {p["name"] for p in spec["paths"]["/api/v1/transactions"]["get"]["parameters"]}
@@ -291,3 +305,17 @@ def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) 
     assert {"next_step_eta", "breach_at", "at_risk", "basis"} <= set(
         spec["components"]["schemas"]["Forecast"]["properties"]
     )
+
+
+def dash_refresh(dashboards: DashboardServer, page: str, state: dict[str, Any]) -> Any:
+    """What a page's live region renders, as the browser's refresh callback gets it."""
+    body = {
+        "output": f"{page}-content.children",
+        "outputs": {"id": f"{page}-content", "property": "children"},
+        "inputs": [{"id": f"{page}-refresh", "property": "n_intervals", "value": 1}],
+        "state": [{"id": f"{page}-state", "property": "data", "value": state}],
+        "changedPropIds": [f"{page}-refresh.n_intervals"],
+    }
+    response = httpx.post(f"{dashboards.url}/dashboards/_dash-update-component", json=body, timeout=60)
+    assert response.status_code == 200, response.text[:300]
+    return response.json()["response"][f"{page}-content"]["children"]
