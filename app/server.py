@@ -21,7 +21,7 @@ from collector import create_otlp_grpc_server, create_otlp_http_app, run_pollers
 from correlator import run_correlator
 from triage.leases import Lease, holder_name, store_lease, while_held
 from triage.settings import Settings
-from triage.vocabulary import Role
+from triage.vocabulary import ROLES, Role
 
 # A task that runs beside the servers until the stop event is set.
 Background = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, Any]]
@@ -62,6 +62,13 @@ async def serve(
 ) -> None:
     """Run until `stop` is set (by default on SIGINT/SIGTERM); then stop accepting, flush, close."""
     runtime = Runtime.build(settings)
+    missing = [str(r) for r in ROLES if r not in settings.roles]
+    if missing and runtime.store.target.embedded:
+        log.warning(
+            "event=roles_without_peers missing=%s hint='no other process can open the embedded store, so no one "
+            "runs these parts: give them to this process, or use a ClickHouse server (docs/operations.md)'",
+            ",".join(missing),
+        )
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
