@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from simulator.forecasts import ForecastFigures, ForecastWatch
 from simulator.simulation import Simulation
 from triage.durations import format_duration
 from triage.settings import Settings
@@ -48,6 +49,7 @@ class Snapshot:
     causes: list[tuple[Any, ...]] = field(default_factory=list)
     urgent: list[tuple[Any, ...]] = field(default_factory=list)
     taken: float = 0.0
+    forecasts: ForecastFigures | None = None
 
     def total(self, states: tuple[str, ...]) -> int:
         return sum(n for (_, state), (n, _) in self.counts.items() if state in states)
@@ -62,13 +64,17 @@ class Summary:
         self.console = console or Console()
         self.snapshot = Snapshot()
         self.started = time.monotonic()
+        self.forecast_watch = ForecastWatch(simulation.options.speed)
 
     def read(self, store: Store) -> Snapshot:
         """What the store says now (blocking: run it in a thread)."""
         counts = {(r[0], r[1]): (int(r[2]), float(r[3])) for r in store.query(_COUNTS).result_rows}
         causes = [tuple(r) for r in store.query(_CAUSES, {**_STUCK, "critical": str(Criticality.CRITICAL)}).result_rows]
         urgent = [tuple(r) for r in store.query(_URGENT, _STUCK).result_rows]
-        return Snapshot(counts, causes, urgent, time.time())
+        self.forecast_watch.look(store)
+        sim = self.simulation
+        forecasts = self.forecast_watch.figures(sim.transactions, sim.judge)
+        return Snapshot(counts, causes, urgent, time.time(), forecasts)
 
     async def run(self, store: Store, stop: asyncio.Event) -> None:
         """Background task beside the server: refresh from `store` until `stop` is set."""
@@ -123,6 +129,8 @@ class Summary:
         parts: list[RenderableType] = [header, self._states_table(), self._causes_table()]
         if s.urgent:
             parts.append(self._urgent())
+        if s.forecasts is not None:
+            parts.append(Text(s.forecasts.line()))
         faults = ", ".join(status.faults) or "none"
         parts.append(Text(f"Injected faults on now: {faults}", style="yellow"))
         if status.error:

@@ -80,6 +80,18 @@ class HealthLedger:
             self._calls[component] = [c for c in calls if c[0] >= before]
 
 
+@dataclass(frozen=True)
+class Wait:
+    """One wait of a transaction for its next step: from its last progress event at `step` (epoch seconds)
+    until the next progress event of another step (`ended`, None while it waits), and when its SLA passes."""
+
+    step: str
+    started: float
+    due: float
+    ended: float | None
+    failed: bool  # a step failed for good during the wait (the transaction failed: no breach to forecast)
+
+
 class Judge:
     """Expected verdicts for transactions of the configured workflows."""
 
@@ -139,6 +151,33 @@ class Judge:
         if next_step is not None and next_step.human:
             return Expected(State.STALLED, CauseKind.AWAITING_APPROVAL, next_step.match.service or next_step.name)
         return Expected(State.STALLED, CauseKind.UNKNOWN, next_step.name if next_step else current)
+
+    def waits(self, workflow: str, observations: Sequence[Observation]) -> list[Wait]:
+        """Every wait under an SLA the transaction has had, in order, as the correlator times them: from the
+        last progress event of a step to the first of another (what breach forecasts are judged against)."""
+        wf = self.workflows[workflow]
+        obs = sorted(observations, key=lambda o: o.at_ns)
+        progress = [o for o in obs if o.progress]
+        value = max((o.value for o in obs), default=0.0)
+        held: dict[str, set[str]] = {}
+        for o in obs:
+            for name, seen in o.attributes.items():
+                held.setdefault(name, set()).add(seen)
+        facility = next((o.facility for o in obs if o.facility), "")
+        out = []
+        for i, o in enumerate(progress):
+            if i + 1 < len(progress) and progress[i + 1].step == o.step:
+                continue  # the wait starts at the step's last event
+            frontier = _frontier(wf, o.step, value, held)
+            if o.step in wf.terminal or _ends(wf, o.step, frontier):
+                break
+            _, sla = _next(frontier, self.criticality.get(facility, "normal"))
+            ended = progress[i + 1].at if i + 1 < len(progress) else None
+            if sla is None:
+                continue
+            failed = any(f.failure and o.at <= f.at and (ended is None or f.at < ended) for f in obs)
+            out.append(Wait(o.step, o.at, o.at + sla, ended, failed))
+        return out
 
     def settled(self, workflow: str, observations: Sequence[Observation], at: float, margins: Margins) -> bool:
         """Whether stuck-or-not, and the cause, hold for every clock and lag an observer of Triage may meet
