@@ -250,7 +250,7 @@ class TransactionFilter:
 
     def params(self) -> dict[str, Any]:
         return {
-            **at_risk_params(self.at_risk),
+            **_at_risk_params(self.at_risk),
             "workflow": self.workflow,
             "states": [str(s) for s in self.states],
             "facility": self.facility,
@@ -350,7 +350,7 @@ class Selection:
 
     def params(self) -> dict[str, Any]:
         return {
-            **at_risk_params(self.at_risk, self.now),
+            **_at_risk_params(self.at_risk, self.now),
             "states": [str(s) for s in self.states],
             "workflows": list(self.workflows),
             "criticalities": [str(c) for c in self.criticalities],
@@ -531,7 +531,7 @@ def stuck_by_component(store: Store, components: list[str]) -> dict[str, StuckCo
     return {r[0]: StuckComponent(r[0], int(r[1]), float(r[2]), sorted(r[3])) for r in rows}
 
 
-def at_risk_params(at_risk: bool | None, now: datetime | None = None) -> dict[str, Any]:
+def _at_risk_params(at_risk: bool | None, now: datetime | None = None) -> dict[str, Any]:
     """The parameters of the at-risk condition (None: no condition), judged at `now` (default: the wall clock)."""
     return {
         "at_risk_check": int(at_risk is not None),
