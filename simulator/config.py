@@ -59,6 +59,10 @@ def demo_config(
     for name, default in (("health_window", 600), ("reevaluate", 30)):
         correlation[name] = _scaled(correlation.get(name, default), speed)
     correlation.setdefault("period_close", [(today + timedelta(days=1)).isoformat()])
+    # Breach forecasts learn from waits as they end: read them again as often in simulated time as a real
+    # estate would (a minute), or at ×20 the forecasts would lag the live run by 20 simulated minutes.
+    forecast = correlation.setdefault("forecast", {})
+    forecast["refresh"] = _scaled(forecast.get("refresh", 60), speed)
     for queue in data.get("queues", []):
         for name in ("window", "lag_threshold"):
             if name in queue:
