@@ -102,6 +102,16 @@ def test_demo_answers_match_its_ground_truth(tmp_path: Path, capsys: pytest.Capt
             demo.wait()
     printed = out.read_text()
     assert "Transactions by workflow and state" in printed and "Top causes of stuck work" in printed
+    # How the breach forecasts did against the truth: both of the figures, measured on this run.
+    forecasts = re.search(  # the summary wraps at the terminal's width
+        r"flagged at risk ≥5 min before breach: (\d+)% of the ([\d,]+) waits that stalled \((\d+)% flagged "
+        r"before breach at all\); (\d+)% of the ([\d,]+) flagged completed in time",
+        " ".join(printed.split()),
+    )
+    assert forecasts, printed[-3000:]
+    with capsys.disabled():
+        print(f"\n{forecasts.group(0)}")
+    assert int(forecasts.group(5).replace(",", "")) > 0, "live waits were flagged at risk"
     assert f"{api}/api/v1/transactions?state=stalled&state=blocked&state=failed" in printed
     run = re.search(r"queues (triage-demo-[0-9a-f]+)\.\*", printed)
     if run:  # the run used RabbitMQ: its queues are gone
