@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from correlator import metrics
+from correlator.transactions import AT_RISK
 from triage.metrics import publish
 from triage.store import Store
-from triage.vocabulary import STUCK, names
+from triage.vocabulary import STUCK, State, names
 
 _STATES = """
 SELECT Workflow, State, Criticality, count() FROM business_transactions FINAL
@@ -19,6 +20,12 @@ SELECT Workflow, State, Facility, any(FacilityName), Criticality, CauseKind, Cau
 FROM business_transactions FINAL
 WHERE has({stuck:Array(String)}, State)
 GROUP BY Workflow, State, Facility, Criticality, CauseKind, CauseComponent
+"""
+# At risk as the read model says, judged at the refresh's time.
+_AT_RISK = f"""
+SELECT Workflow, Facility, Criticality, count(), sum(Value) FROM business_transactions FINAL
+WHERE {AT_RISK}
+GROUP BY Workflow, Facility, Criticality
 """
 
 
@@ -41,3 +48,6 @@ def refresh(store: Store, now: datetime) -> None:
     publish(metrics.STUCK_OLDEST, oldest)
     publish(metrics.VALUE_AT_RISK, at_risk)
     publish(metrics.STUCK_BY_CAUSE, by_cause)
+    risky = store.query(_AT_RISK, {"now": now, "open": str(State.IN_PROGRESS)}).result_rows
+    publish(metrics.AT_RISK, {(str(r[0]), str(r[1]), str(r[2])): float(r[3]) for r in risky})
+    publish(metrics.AT_RISK_VALUE, {(str(r[0]), str(r[1]), str(r[2])): float(r[4]) for r in risky})

@@ -44,3 +44,13 @@ STUCK_OLDEST = Gauge(
     "Age of the oldest stuck transaction (since its cause started, else its last update)",
     _STUCK_LABELS,
 )
+AT_RISK = Gauge(
+    "triage_transactions_at_risk",
+    "In-progress transactions likely to miss their SLA by their breach forecast",
+    ["workflow", "facility", "criticality"],
+)
+AT_RISK_VALUE = Gauge(
+    "triage_transactions_at_risk_value",
+    "Value of in-progress transactions likely to miss their SLA by their breach forecast",
+    ["workflow", "facility", "criticality"],
+)

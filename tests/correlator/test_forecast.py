@@ -19,8 +19,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
+from prometheus_client import REGISTRY
 
-from correlator import Correlator, Selection, TransactionFilter, get_transaction, group_transactions
+from correlator import (
+    Correlator,
+    Selection,
+    TransactionFilter,
+    get_transaction,
+    group_transactions,
+    refresh_gauges,
+)
 from correlator import list_transactions as listed
 from correlator.forecast import LEVELS, Waits, risk_after
 from tests.conftest import LiveServer, server_settings
@@ -141,6 +149,11 @@ def test_forecast_from_history_eta_is_the_median_and_at_risk_past_the_slowest_in
     # An alert rule's selection of in-progress transactions at risk finds it too.
     [group] = group_transactions(store, Selection(states=("in_progress",), at_risk=True), ["workflow"])
     assert group.count == 1 and group.sample[0].key == late
+    # ...and so does /metrics, for Prometheus rules.
+    refresh_gauges(store, NOW)
+    labels = {"workflow": "procure_to_pay", "facility": "CLN-04", "criticality": "normal"}
+    assert REGISTRY.get_sample_value("triage_transactions_at_risk", labels) == 1
+    assert REGISTRY.get_sample_value("triage_transactions_at_risk_value", labels) == 1000.0
 
 
 def test_basis_narrows_to_the_facility_only_with_enough_waits(store: Store) -> None:
