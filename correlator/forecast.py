@@ -18,6 +18,7 @@ still stuck) are not in the history, so F(s) leans optimistic and the risk time 
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from triage.settings import Settings
 from triage.store import Store
 from triage.vocabulary import Criticality
 
+log = logging.getLogger("triage.correlator")
 LEVELS = tuple(i / 100 for i in range(101))  # the quantiles kept per basis: 0, 0.01, ..., 1
 # Aggregate-function parameters must be literals: the levels are our own constant, formatted in.
 _WAITS = """
@@ -122,13 +124,19 @@ class Forecaster:
             "default_tier": str(Criticality.NORMAL),  # an unknown facility's, as the correlator judges it
         }
         sql = _WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS))
+        self._read_at = time.monotonic()  # a failed read is retried after `refresh` too
+        try:
+            rows = self.store.query(sql, params).result_rows
+        except Exception as exc:  # forecasts are extra: judging states must go on without them
+            log.error("event=forecast_history_failed keeping=last_read error=%r", exc)
+            return
         waits: dict[tuple[str, ...], Waits] = {}
-        for workflow, step, criticality, facility, coarse, n, q in self.store.query(sql, params).result_rows:
+        for workflow, step, criticality, facility, coarse, n, q in rows:
             level = _LEVEL[int(coarse)]
             basis = {"facility": f"facility {facility or '(none)'}", "criticality": f"criticality {criticality}"}
             key = {"facility": (facility,), "criticality": (criticality,), "step": ()}[level]
             waits[(workflow, step, level, *key)] = Waits(basis.get(level, "workflow step"), int(n), tuple(q))
-        self._waits, self._read_at = waits, time.monotonic()
+        self._waits = waits
 
     def waits(self, workflow: str, step: str, facility: str, criticality: str) -> Waits | None:
         """The narrowest basis with at least `min_samples` waits after `step`, or None."""

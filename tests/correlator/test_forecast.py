@@ -211,6 +211,26 @@ def test_no_forecast_without_history_or_when_disabled(store: Store) -> None:
     assert tx is not None and tx.forecast is not None and tx.forecast.at_risk  # 5 min > every past wait
 
 
+def test_a_failing_history_read_leaves_states_judged_without_forecasts(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Forecasts are extra: when the history cannot be read (a server without the quantile function, a
+    timeout), transactions are still judged, without a forecast, and the failure is logged."""
+
+    class Refusing:
+        def query(self, sql: str, parameters: Any = None) -> Any:
+            raise RuntimeError("Code: 46. DB::Exception: Unknown function quantilesExactInclusive")
+
+    store.insert("business_events", history("CLN-04", [1.0] * 30, NOW - timedelta(hours=3)), _COLUMNS)
+    key = waiting(store, "CLN-04", 5)
+    correlator = Correlator(store, settings(store), scratch="forecast")
+    correlator.forecaster.store = Refusing()  # type: ignore[assignment]
+    correlator.replay(NOW - timedelta(days=1), NOW, NOW)
+    tx = get_transaction(store, "procure_to_pay", key)
+    assert tx is not None and tx.state == "in_progress" and tx.forecast is None
+    assert "event=forecast_history_failed" in caplog.text
+
+
 def test_an_alert_rule_fires_on_at_risk_before_the_sla_passes(store: Store) -> None:
     """`when: {at_risk: true}` pages on-call about the transaction likely to miss its SLA while it is still in
     progress (8 minutes before its breach here), not about the one on track, and stops once it is breached."""
