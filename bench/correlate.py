@@ -1,6 +1,6 @@
 """Correlation speed: a cycle over 1M spans / 100k transactions, then lag and detection under load.
 
-Run: python bench/correlate.py [--transactions 100000] [--rate 5000] [--seconds 30]
+Run: python bench/correlate.py [--transactions 100000] [--rate 5000] [--seconds 30] [--shards N]
 
 (1) Throughput: 100k procure-to-pay transactions of 10 spans each (1M spans: requisition,
     approval, PO sent, and 7 internal spans without the key, so stitching by trace is needed)
@@ -11,6 +11,8 @@ Run: python bench/correlate.py [--transactions 100000] [--rate 5000] [--seconds 
     Lag = first span sent → transaction visible in the API, p50/p95 over sampled transactions.
     One in ten transactions is never approved (SLA 10 s): detection = SLA breach → API says
     stalled, p50/p95.
+(3) With --shards N: the same cycle split over N correlator shards, each shard's cycle timed alone on
+    the same data (what one shard worker does on a machine of its own); the states must equal (1)'s.
 Prints a table and one JSON line.
 """
 
@@ -40,7 +42,7 @@ from rich.table import Table  # noqa: E402
 from bench.server import running_server  # noqa: E402
 from correlator import Correlator  # noqa: E402
 from tests.workflows import ST_MARYS_ICU, budget_approval, po_sent, procure_to_pay  # noqa: E402
-from triage.settings import load_settings  # noqa: E402
+from triage.settings import Shard, load_settings  # noqa: E402
 from triage.store import Store  # noqa: E402
 
 SLA_SECONDS = 10
@@ -87,7 +89,8 @@ def throughput(transactions: int, data_dir: Path) -> dict[str, float]:
     started = time.perf_counter()
     result = correlator.run_once()
     seconds = time.perf_counter() - started
-    states = dict(store.query("SELECT State, count() FROM business_transactions FINAL GROUP BY State").result_rows)
+    rows = store.query("SELECT State, count() FROM business_transactions FINAL GROUP BY State").result_rows
+    states: dict[str, int] = {str(state): int(count) for state, count in rows}
     return {
         "spans": spans,
         "seconds": seconds,
@@ -97,6 +100,33 @@ def throughput(transactions: int, data_dir: Path) -> dict[str, float]:
         "transactions": result.evaluated,
         "completed": states.get("completed", 0),
         "in_progress": states.get("in_progress", 0),
+    }
+
+
+def sharded(transactions: int, shards: int, data_dir: Path) -> dict[str, Any]:
+    """The same cycle split over `shards` correlator shards: each shard's cycle alone (what one shard worker
+    does on its own machine), one after another on the same generated data; and that they agree with one."""
+    settings = load_settings(None, {**CONFIG, "store": f"chdb://{data_dir}?database=bench_shards"}, environ={})
+    store = Store(settings.store)
+    store.migrate()
+    store.command(_GENERATE, {"spans": transactions * 10})
+    spans = int(store.command("SELECT count() FROM otel_traces"))
+    time.sleep(settings.correlation.settle + 0.2)
+    seconds = []
+    for i in range(1, shards + 1):
+        correlator = Correlator(store, settings, Shard(index=i, count=shards))
+        started = time.perf_counter()
+        correlator.run_once()
+        seconds.append(time.perf_counter() - started)
+    rows = store.query("SELECT State, count() FROM business_transactions FINAL GROUP BY State").result_rows
+    states: dict[str, int] = {str(state): int(count) for state, count in rows}
+    slowest = max(seconds)
+    return {
+        "shards": shards,
+        "shard_seconds": [round(x, 2) for x in seconds],
+        "per_shard_spans_per_s": spans / slowest,  # of the whole stream, by the slowest shard
+        "shard_completed": states.get("completed", 0),
+        "shard_in_progress": states.get("in_progress", 0),
     }
 
 
@@ -215,13 +245,19 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=5000, help="spans/s sent during the load phase")
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--shards", type=int, default=0, help="also time the cycle split over this many correlator shards (>= 2)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="triage-bench-corr-"))
     try:
         t = throughput(args.transactions, work / "throughput")
+        split = sharded(args.transactions, args.shards, work / "throughput") if args.shards > 1 else {}
         load = under_load(args.rate, args.seconds, work / "load", work / "config.yaml")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if split and (split["shard_completed"], split["shard_in_progress"]) != (t["completed"], t["in_progress"]):
+        raise SystemExit(f"the shards' verdicts differ from one correlator's: {split} vs {t}")
     table = Table(title=f"correlation, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -230,6 +266,17 @@ def main() -> None:
         f"one cycle over {t['spans']:,.0f} spans / {t['transactions']:,.0f} transactions", f"{t['seconds']:.1f} s", ""
     )
     table.add_row("spans correlated per second", f"{t['spans_per_s']:,.0f}", ">= 50,000")
+    if split:
+        table.add_row(
+            f"split over {split['shards']} shards: each shard's cycle",
+            " / ".join(f"{x:.1f}" for x in split["shard_seconds"]) + " s",
+            "",
+        )
+        table.add_row(
+            "spans of the stream per second, shards in parallel (slowest shard)",
+            f"{split['per_shard_spans_per_s']:,.0f}",
+            "",
+        )
     table.add_row("business events per second", f"{t['events_per_s']:,.0f}", "")
     table.add_row("transactions evaluated per second", f"{t['transactions_per_s']:,.0f}", "")
     table.add_row(
@@ -245,7 +292,10 @@ def main() -> None:
     Console().print(table)
     print(
         json.dumps(
-            {"bench": "correlate", **{k: round(v, 3) if isinstance(v, float) else v for k, v in {**t, **load}.items()}}
+            {
+                "bench": "correlate",
+                **{k: round(v, 3) if isinstance(v, float) else v for k, v in {**t, **split, **load}.items()},
+            }
         )
     )
 

@@ -37,6 +37,14 @@ from triage.settings import Settings, load_settings
 from triage.store import Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Each test's own now: the store reads at-risk against the wall clock, so a module-wide now taken at
+    collection would age by however long the tests before ran (minutes in the whole suite)."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
 MIN = 60.0
 WORKFLOW: dict[str, Any] = {
     "name": "procure_to_pay",
