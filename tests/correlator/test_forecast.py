@@ -45,6 +45,8 @@ def _now() -> None:
     collection would age by however long the tests before ran (minutes in the whole suite)."""
     global NOW
     NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 MIN = 60.0
 WORKFLOW: dict[str, Any] = {
     "name": "procure_to_pay",
