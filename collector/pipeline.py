@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from collector import flatten, metrics
@@ -29,6 +30,7 @@ from collector.wal import Record, WalError, WriteAheadLog
 from triage.errors import Overloaded
 from triage.settings import Ingest
 from triage.store import Store
+from triage.store.repair import detach_torn_part
 
 log = logging.getLogger("triage.collector")
 NATIVE_RETRY_SECONDS = 300
@@ -257,6 +259,7 @@ class Pipeline:
     def _run(self) -> None:
         backoff = 0.1
         unsure = False  # a write failed since the last success: what it stored is not known
+        last_good = datetime.now(UTC)  # every row stored before this was acknowledged in a finished write
         while True:
             batch = self._take_batch()
             if not batch:
@@ -271,6 +274,7 @@ class Pipeline:
                     self.wal.done([i.request for i in batch])
                 unsure = False
                 backoff = 0.1
+                last_good = datetime.now(UTC)
                 self.last_error = ""
                 with self._cond:
                     self._state.rows -= sum(i.rows for i in batch)
@@ -282,6 +286,7 @@ class Pipeline:
             except Exception as exc:
                 unsure = True
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self._repair(str(exc), last_good)
                 log.error(
                     "event=write_failed rows=%d error=%r retry_in=%.1fs",
                     sum(i.rows for i in batch),
@@ -295,6 +300,14 @@ class Pipeline:
                         return
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _repair(self, error: str, last_good: datetime) -> None:
+        """A part torn by a full disk fails every read of it, the retry's own included: detach it when only
+        rows of unfinished writes (still in this buffer) can be in it (triage/store/repair.py)."""
+        try:
+            detach_torn_part(self.store, error, last_good)
+        except Exception as exc:  # the store may still be failing; the next retry tries again
+            log.warning("event=torn_part_check_failed error=%r", exc)
 
     def _unwritten(self, batch: list[WorkItem]) -> list[WorkItem]:
         """The batch less the requests the store holds whole; the rows of half-stored ones are removed

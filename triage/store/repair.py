@@ -1,0 +1,69 @@
+"""Parts torn by a full disk: found by the error that names them, detached when no acknowledged row is in them.
+
+Seen with the embedded engine when the disk fills mid-insert: a part is committed with a file shorter than
+its checksums say ("Cannot read all marks from file .../store/<uuid>/<part>/..."), and every read that
+touches it fails from then on, the write pipeline's retry included. ClickHouse itself would move such a
+part to detached/ at its next start, rows and all. Here it is detached at once (kept on disk under
+detached/, as ClickHouse keeps broken parts), but only when it was written after the store last took a
+write: its rows then belong to batches the pipeline still holds and writes again. A torn part older than
+that may hold acknowledged rows; it is left in place and the error stays, for an operator to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+
+from triage.store import Store
+
+log = logging.getLogger("triage.store")
+
+_TORN = re.compile(
+    r"(?:Cannot read all (?:marks|data)|Empty marks file|CANNOT_READ_ALL_DATA|CHECKSUM_DOESNT_MATCH|CORRUPTED_DATA)"
+    r".*?"
+    r"/store/[0-9a-f]{3}/(?P<uuid>[0-9a-f-]{36})/(?P<part>[A-Za-z0-9_-]+)/",
+    re.S,
+)
+_TABLE = "SELECT database, name FROM system.tables WHERE uuid = toUUID({uuid:String})"
+_PART = """
+SELECT modification_time FROM system.parts
+WHERE database = {database:String} AND table = {table:String} AND name = {part:String} AND active
+"""
+
+
+def torn_part(error: str) -> tuple[str, str] | None:
+    """The (table uuid, part name) a read error names as unreadable, or None for any other error."""
+    match = _TORN.search(error)
+    return (match.group("uuid"), match.group("part")) if match else None
+
+
+def detach_torn_part(store: Store, error: str, written_after: datetime) -> str | None:
+    """Detach the part `error` names if it was written after `written_after` (the store's last good write,
+    UTC); return `database.table/part` when it did. Any other error, or an older part, changes nothing."""
+    found = torn_part(error)
+    if found is None:
+        return None
+    uuid, part = found
+    tables = store.query(_TABLE, {"uuid": uuid}).result_rows
+    if not tables:
+        return None
+    database, table = tables[0]
+    rows = store.query(_PART, {"database": database, "table": table, "part": part}).result_rows
+    if not rows:
+        return None
+    modified: datetime = rows[0][0]
+    # modification_time has whole seconds: a part of the second the last good write ended in counts as new.
+    if modified.astimezone(written_after.tzinfo) < written_after.replace(microsecond=0) - timedelta(seconds=1):
+        log.error(
+            "event=torn_part_kept table=%s.%s part=%s modified=%s reason='older than the last good write: it may "
+            "hold acknowledged rows; detach it by hand (ALTER TABLE ... DETACH PART) once it is looked at'",
+            database,
+            table,
+            part,
+            modified,
+        )
+        return None
+    store.command(f"ALTER TABLE `{database}`.`{table}` DETACH PART '{part}'")  # part: [A-Za-z0-9_-]+, see _TORN
+    log.warning("event=torn_part_detached table=%s.%s part=%s modified=%s", database, table, part, modified)
+    return f"{database}.{table}/{part}"
