@@ -48,6 +48,13 @@ def test_a_torn_part_that_may_hold_acknowledged_rows_is_left_alone(store: Store)
         store.query("SELECT sum(x) FROM torn")
 
 
+def test_a_torn_merged_part_is_left_alone_it_holds_rows_of_finished_writes(store: Store) -> None:
+    error = _tear(store)
+    merged = error.replace("/all_1_1_0/", "/all_1_6_1/")
+    assert torn_part(merged) is not None
+    assert detach_torn_part(store, merged, datetime.now(UTC) - timedelta(minutes=1)) is None
+
+
 def test_other_errors_are_not_taken_for_torn_parts(store: Store) -> None:
     assert (
         detach_torn_part(

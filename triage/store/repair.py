@@ -4,9 +4,10 @@ Seen with the embedded engine when the disk fills mid-insert: a part is committe
 its checksums say ("Cannot read all marks from file .../store/<uuid>/<part>/..."), and every read that
 touches it fails from then on, the write pipeline's retry included. ClickHouse itself would move such a
 part to detached/ at its next start, rows and all. Here it is detached at once (kept on disk under
-detached/, as ClickHouse keeps broken parts), but only when it was written after the store last took a
-write: its rows then belong to batches the pipeline still holds and writes again. A torn part older than
-that may hold acknowledged rows; it is left in place and the error stays, for an operator to look at.
+detached/, as ClickHouse keeps broken parts), but only when it is one insert's part written after the
+store last took a write: its rows then belong to batches the pipeline still holds and writes again. A torn
+part older than that, or one a merge wrote (it holds rows of finished writes), is left in place and the
+error stays: at the next start ClickHouse detaches it and restores the parts a merged one covered.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def detach_torn_part(store: Store, error: str, written_after: datetime) -> str |
     if found is None:
         return None
     uuid, part = found
+    # <partition>_<min block>_<max block>_<level>: level 0 is one insert's rows; a merged part holds rows of
+    # earlier, finished writes (ClickHouse restores the parts it covers at its next start: restart for that).
+    pieces = part.split("_")
+    if len(pieces) < 4 or pieces[-1] != "0" or pieces[-2] != pieces[-3]:
+        log.error(
+            "event=torn_part_kept part=%s reason='a merged part holds rows of finished writes: restart Triage, and "
+            "the store restores the parts it was merged from'",
+            part,
+        )
+        return None
     tables = store.query(_TABLE, {"uuid": uuid}).result_rows
     if not tables:
         return None
