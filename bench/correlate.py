@@ -100,6 +100,7 @@ def throughput(transactions: int, data_dir: Path) -> dict[str, float]:
         "transactions": result.evaluated,
         "completed": states.get("completed", 0),
         "in_progress": states.get("in_progress", 0),
+        "states": states,
     }
 
 
@@ -125,8 +126,7 @@ def sharded(transactions: int, shards: int, data_dir: Path) -> dict[str, Any]:
         "shards": shards,
         "shard_seconds": [round(x, 2) for x in seconds],
         "per_shard_spans_per_s": spans / slowest,  # of the whole stream, by the slowest shard
-        "shard_completed": states.get("completed", 0),
-        "shard_in_progress": states.get("in_progress", 0),
+        "shard_states": states,
     }
 
 
@@ -256,8 +256,8 @@ def main() -> None:
         load = under_load(args.rate, args.seconds, work / "load", work / "config.yaml")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if split and (split["shard_completed"], split["shard_in_progress"]) != (t["completed"], t["in_progress"]):
-        raise SystemExit(f"the shards' verdicts differ from one correlator's: {split} vs {t}")
+    if split and split["shard_states"] != t["states"]:
+        raise SystemExit(f"the shards' verdicts differ from one correlator's: {split['shard_states']} vs {t['states']}")
     table = Table(title=f"correlation, {os.cpu_count()} cores, {datetime.now(UTC):%Y-%m-%d}")
     table.add_column("measure")
     table.add_column("value", justify="right")

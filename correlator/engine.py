@@ -37,9 +37,10 @@ WATERMARK = "correlator"
 LATE_AFTER = 30.0  # seconds: SDK and collector batching stay well below; a backlog or a backfill does not
 
 _LOAD_WATERMARK = "SELECT Watermark FROM correlator_state FINAL WHERE Name = {name:String}"
+# Watermarks of the correlators of other shard layouts (a shard's peers own other keys: never theirs).
 _EARLIEST_WATERMARK = """
 SELECT min(Watermark), count() FROM correlator_state FINAL
-WHERE Name = {prefix:String} OR startsWith(Name, concat({prefix:String}, '/'))
+WHERE (Name = {prefix:String} OR startsWith(Name, concat({prefix:String}, '/'))) AND NOT endsWith(Name, {layout:String})
 """
 _WINDOW_LAG = """
 SELECT round(dateDiff('millisecond', TriageIngestedAt, {done:DateTime64(3)}) / 250) / 4 AS lag, count()
@@ -133,13 +134,14 @@ class Correlator:
         self.forecaster = Forecaster(store, settings)
 
     def watermark(self) -> datetime:
-        """Where this shard's correlation stands. A shard new to the store (the first start with more shards,
-        or other ones) starts where the slowest correlator before it stood: all it owns was stitched up to
-        there, and what fell due since is found in the business tables."""
+        """Where this shard's correlation stands. A shard new to the store after the shards were changed
+        starts where the slowest correlator of another layout stood: every key was stitched up to there, and
+        what fell due since is found in the business tables. Its peers' watermarks say nothing of its keys."""
         row = self.store.query(_LOAD_WATERMARK, {"name": self.watermark_name}).first_row
         if row:
             return row[0]
-        row = self.store.query(_EARLIEST_WATERMARK, {"prefix": WATERMARK}).first_row
+        layout = f"/{self.shard.count}"  # correlator/<i>/<n>; 1/1 is named `correlator`, so no name ends in /1
+        row = self.store.query(_EARLIEST_WATERMARK, {"prefix": WATERMARK, "layout": layout}).first_row
         return row[0] if row and row[1] else EPOCH
 
     def _prepare_scratch(self) -> None:

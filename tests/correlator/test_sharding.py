@@ -18,8 +18,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
 
 from correlator import Correlator, ShardWorker
+from correlator.engine import EPOCH
 from tests.conftest import LiveServer, server_settings
-from triage.settings import Settings, Shard
+from triage.settings import Settings, Shard, load_settings
 from triage.store import Store
 
 SHARDS = 3
@@ -260,3 +261,28 @@ def test_shards_split_the_work_survive_a_death_and_agree_with_one_correlator(
         single.run_once()
         time.sleep(0.3)
     assert verdicts(server.store) == sharded == expected
+
+
+def test_a_new_shard_starts_from_another_layouts_watermark_never_from_its_peers(store: Store) -> None:
+    settings = load_settings(None, {"store": store.dsn, "workflows": [WORKFLOW]}, environ={})
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def mark(name: str, minutes: int) -> None:
+        store.insert("correlator_state", [[name, t0 + timedelta(minutes=minutes)]], ["Name", "Watermark"])
+
+    def watermark(index: int, count: int) -> datetime:
+        return Correlator(store, settings, Shard(index=index, count=count)).watermark()
+
+    assert watermark(2, 3) == EPOCH, "a store nobody correlated starts from the beginning"
+    mark("correlator/1/3", 30)  # a peer of the same layout got going first: its keys are not ours
+    assert watermark(2, 3) == EPOCH
+    mark("correlator", 10)  # the single correlator before the store was sharded
+    assert watermark(2, 3) == t0 + timedelta(minutes=10)
+    mark("correlator/2/3", 20)
+    assert watermark(2, 3) == t0 + timedelta(minutes=20), "its own watermark once it has one"
+    # Back to one correlator, or on to two shards: from the slowest of the other layouts.
+    store.command("TRUNCATE TABLE correlator_state")
+    mark("correlator/1/3", 30)
+    mark("correlator/2/3", 20)
+    mark("correlator/3/3", 25)
+    assert watermark(1, 1) == watermark(2, 2) == t0 + timedelta(minutes=20)
