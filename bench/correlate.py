@@ -42,7 +42,7 @@ from rich.table import Table  # noqa: E402
 from bench.server import running_server  # noqa: E402
 from correlator import Correlator  # noqa: E402
 from tests.workflows import ST_MARYS_ICU, budget_approval, po_sent, procure_to_pay  # noqa: E402
-from triage.settings import Shard, load_settings  # noqa: E402
+from triage.settings import Settings, Shard, load_settings  # noqa: E402
 from triage.store import Store  # noqa: E402
 
 SLA_SECONDS = 10
@@ -78,19 +78,29 @@ WHERE NOT (intDiv(number, 10) % 10 = 9 AND number % 10 IN (1, 2))
 """
 
 
-def throughput(transactions: int, data_dir: Path) -> dict[str, float]:
-    settings = load_settings(None, {**CONFIG, "store": f"chdb://{data_dir}?database=bench_corr"}, environ={})
+def _generated(transactions: int, data_dir: Path, database: str) -> tuple[Settings, Store, int]:
+    """A fresh database holding the generated transactions' spans, settled for a cycle; and their count."""
+    settings = load_settings(None, {**CONFIG, "store": f"chdb://{data_dir}?database={database}"}, environ={})
     store = Store(settings.store)
     store.migrate()
     store.command(_GENERATE, {"spans": transactions * 10})
     spans = int(store.command("SELECT count() FROM otel_traces"))
     time.sleep(settings.correlation.settle + 0.2)
+    return settings, store, spans
+
+
+def _states(store: Store) -> dict[str, int]:
+    rows = store.query("SELECT State, count() FROM business_transactions FINAL GROUP BY State").result_rows
+    return {str(state): int(count) for state, count in rows}
+
+
+def throughput(transactions: int, data_dir: Path) -> dict[str, Any]:
+    settings, store, spans = _generated(transactions, data_dir, "bench_corr")
     correlator = Correlator(store, settings)
     started = time.perf_counter()
     result = correlator.run_once()
     seconds = time.perf_counter() - started
-    rows = store.query("SELECT State, count() FROM business_transactions FINAL GROUP BY State").result_rows
-    states: dict[str, int] = {str(state): int(count) for state, count in rows}
+    states = _states(store)
     return {
         "spans": spans,
         "seconds": seconds,
@@ -107,20 +117,14 @@ def throughput(transactions: int, data_dir: Path) -> dict[str, float]:
 def sharded(transactions: int, shards: int, data_dir: Path) -> dict[str, Any]:
     """The same cycle split over `shards` correlator shards: each shard's cycle alone (what one shard worker
     does on its own machine), one after another on the same generated data; and that they agree with one."""
-    settings = load_settings(None, {**CONFIG, "store": f"chdb://{data_dir}?database=bench_shards"}, environ={})
-    store = Store(settings.store)
-    store.migrate()
-    store.command(_GENERATE, {"spans": transactions * 10})
-    spans = int(store.command("SELECT count() FROM otel_traces"))
-    time.sleep(settings.correlation.settle + 0.2)
+    settings, store, spans = _generated(transactions, data_dir, "bench_shards")
     seconds = []
     for i in range(1, shards + 1):
         correlator = Correlator(store, settings, Shard(index=i, count=shards))
         started = time.perf_counter()
         correlator.run_once()
         seconds.append(time.perf_counter() - started)
-    rows = store.query("SELECT State, count() FROM business_transactions FINAL GROUP BY State").result_rows
-    states: dict[str, int] = {str(state): int(count) for state, count in rows}
+    states = _states(store)
     slowest = max(seconds)
     return {
         "shards": shards,
