@@ -68,13 +68,16 @@ class Store:
         return f"{table}{LOCAL_SUFFIX}" if table in SHARDING_KEYS else table
 
     @property
-    def replicated(self) -> str:
-        return "Replicated" if self.cluster else ""
+    def create_database(self) -> str:
+        """The statement that creates the store's database (on every node of its cluster)."""
+        return f"CREATE DATABASE IF NOT EXISTS `{self.target.database}` {self.on_cluster}".rstrip()
 
     def migration_params(self) -> dict[str, str]:
+        """The migrations' placeholders. Migrations are single-node text, whatever the store: on a cluster,
+        triage/store/cluster.py rewrites the statements they give."""
         return {
-            "ON_CLUSTER": self.on_cluster,
-            "Replicated": self.replicated,
+            "ON_CLUSTER": "",
+            "Replicated": "",
             "RAW_TTL_DAYS": str(int(self.raw_ttl_days)),
             "BUSINESS_TTL_DAYS": str(int(self.business_ttl_days)),
         }
@@ -109,7 +112,7 @@ class Store:
                 return
             bootstrap = self._connect(None)
             try:
-                bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{self.target.database}` {self.on_cluster}")
+                bootstrap.command(self.create_database)
             finally:
                 if not self.target.embedded:
                     bootstrap.close()

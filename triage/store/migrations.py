@@ -63,7 +63,7 @@ def plan(store: Store) -> tuple[list[str], list[tuple[Migration, list[str]]]]:
     """Every statement `triage migrate` runs, in order: the migrations table's, then each migration's,
     rewritten for the store's cluster when it has one. Reads nothing from the store."""
     # The migrations are written for one node; cluster.py derives the cluster's DDL from that text.
-    params = {**store.migration_params(), "ON_CLUSTER": "", "Replicated": ""}
+    params = store.migration_params()
     if not store.cluster:
         return [_MIGRATIONS_TABLE_DDL], [(m, m.statements(params)) for m in available()]
     schema = ClusterSchema(store.cluster, store.target.database)
@@ -104,7 +104,7 @@ def script(store: Store) -> str:
     parts = [
         f"-- Triage schema for {where}, database `{database}`: every statement `triage migrate` runs on an",
         "-- empty store, in order, and the row it records per migration.",
-        f"CREATE DATABASE IF NOT EXISTS `{database}` {store.on_cluster}".rstrip() + ";",
+        f"{store.create_database};",
         "-- triage migrate connects to the database; clickhouse-client needs USE",
         f"USE `{database}`;",
         f"\n-- {MIGRATIONS_TABLE}: the migrations applied",
