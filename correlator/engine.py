@@ -106,7 +106,14 @@ class Correlator:
     `scratch` names scratch tables of its own for a correlator beside the shard's (a replay from the API).
     """
 
-    def __init__(self, store: Store, settings: Settings, shard: Shard | None = None, scratch: str = "") -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        shard: Shard | None = None,
+        scratch: str = "",
+        forecaster: Forecaster | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.shard = shard or Shard()
@@ -131,7 +138,8 @@ class Correlator:
             s.when is not None and s.when.attributes for w in settings.workflows for s in w.steps
         )
         self._previous_hi = EPOCH
-        self.forecaster = Forecaster(store, settings)
+        # The history of waits is the store's, not a shard's: a worker's shards share one reader of it.
+        self.forecaster = forecaster or Forecaster(store, settings)
 
     def watermark(self) -> datetime:
         """Where this shard's correlation stands. A shard new to the store after the shards were changed

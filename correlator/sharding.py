@@ -18,6 +18,7 @@ import time
 
 from correlator import metrics
 from correlator.engine import Correlator, CycleResult, LeaseLost
+from correlator.forecast import Forecaster
 from triage.health import TaskHealth
 from triage.leases import holder_name, store_lease
 from triage.settings import Settings, Shard
@@ -45,10 +46,14 @@ class ShardWorker:
         # Home first: a worker correlates its own shard before any it looks after for another.
         self.shards.sort(key=lambda s: s != self.home)
         self.leases = {s.index: store_lease(store, lease_name(s), self.holder, self.ttl) for s in self.shards}
-        self.correlators: dict[int, Correlator] = {self.home.index: Correlator(store, settings, self.home)}
+        self.forecaster = Forecaster(store, settings)  # read once per refresh for every shard this worker runs
+        self.correlators: dict[int, Correlator] = {self.home.index: self._correlator(self.home)}
         self._started = time.monotonic()
         self._resting: dict[int, float] = {}  # shards handed back: not claimed again before this time
         self.health = TaskHealth("correlator")
+
+    def _correlator(self, shard: Shard) -> Correlator:
+        return Correlator(self.store, self.settings, shard, forecaster=self.forecaster)
 
     @property
     def correlator(self) -> Correlator:
@@ -80,7 +85,7 @@ class ShardWorker:
                 correlator = self.correlators.get(shard.index)
                 if correlator is None:
                     log.warning("event=shard_taken_over shard=%s holder=%s", shard, self.holder)
-                    correlator = self.correlators[shard.index] = Correlator(self.store, self.settings, shard)
+                    correlator = self.correlators[shard.index] = self._correlator(shard)
                 results.append(correlator.run_once(may_write=lease.held))
                 if shard != self.home and lease.wanted_back:
                     lease.release()
