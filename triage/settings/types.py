@@ -57,6 +57,12 @@ SqlRegex = Annotated[str, AfterValidator(check_re2)]
 Names = Annotated[list[str], BeforeValidator(one_or_many)]
 
 
+def transaction_hash(workflow: str = "Workflow", key: str = "Key") -> str:
+    """The hash of a transaction's (workflow, key) that decides its correlator shard and, on a cluster, the
+    ClickHouse shard its business rows are on (triage/store/cluster.py): one expression for both."""
+    return f"cityHash64({workflow}, {key})"
+
+
 class Shard(BaseModel):
     """Shard `index` of `count` (1-based, written `2/4`): the correlator worker that owns the transactions
     whose hash of (workflow, key) falls on it. `1/1` owns every transaction."""
@@ -91,7 +97,7 @@ class Shard(BaseModel):
         same hash of (workflow, key) the cluster schema shards business tables by."""
         if self.count == 1:
             return "1"
-        return f"(cityHash64({workflow}, {key}) % {self.count} = {self.index - 1})"
+        return f"({transaction_hash(workflow, key)} % {self.count} = {self.index - 1})"
 
 
 # A shard as the configuration writes it: `2/4`.

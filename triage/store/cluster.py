@@ -20,11 +20,12 @@ from __future__ import annotations
 import re
 
 from triage.errors import ConfigError, MigrationError
+from triage.settings.types import transaction_hash
 
 # Shard ownership of a business transaction. The correlator's shard i of n owns the transactions with
 # `TRANSACTION_HASH % n = i - 1`; a Distributed insert over n shards of weight 1 sends a row to shard
 # `hash % n + 1` (remote_servers order), so each correlator shard's business rows sit on its own shard.
-TRANSACTION_HASH = "cityHash64(Workflow, Key)"
+TRANSACTION_HASH = transaction_hash()
 TRACE_HASH = "cityHash64(TraceId)"
 LOCAL_SUFFIX = "_local"
 _METRIC_SERIES = "cityHash64(ServiceName, MetricName, Attributes)"
