@@ -149,6 +149,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not console.is_terminal:  # a terminal keeps the live summary's last frame
             console.print(summary.render())
         if options.truth:
+            figures = summary.snapshot.forecasts
+            if figures is not None and figures.by_step:  # where the forecasts' misses come from
+                console.print("Breach forecasts by step:\n  " + "\n  ".join(figures.table()), highlight=False)
             console.print(f"ground truth: {options.truth}")
         return 1 if simulation.status.error else 0
     finally:

@@ -11,8 +11,11 @@ The rule (docs/correlation.md, "Breach forecasts"): with F the share of past wai
 duration, a transaction still waiting after t makes an SLA s with probability (F(s) - F(t)) / (1 - F(t)).
 It is at risk from the first t at which that falls to 1 - risk_share, which is
 t* = F⁻¹((F(s) - (1 - risk_share)) / risk_share): with risk_share 1 it is the issue's "its elapsed time
-exceeds the share of history that finished within the SLA". Past waits that never ended (transactions
-still stuck) are not in the history, so F(s) leans optimistic and the risk time late, never early.
+exceeds the share of history that finished within the SLA". A wait that has not ended is in the history
+once its transaction is overdue (past the SLA it was judged by), as lasting until now: it did not end
+within the SLA, and for every duration up to the SLA that is all F needs to know. Without them the waits
+that never end (an approver away for good, a message lost) would leave F(s) optimistic and the risk time
+late. Waits still within their SLA are left out until they end or go overdue: their outcome is unknown.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from datetime import datetime, timedelta
 from triage.durations import format_duration
 from triage.settings import Settings
 from triage.store import Store
-from triage.vocabulary import Criticality
+from triage.vocabulary import Criticality, State, names
 
 log = logging.getLogger("triage.correlator")
 LEVELS = tuple(i / 100 for i in range(101))  # the quantiles kept per basis: 0, 0.01, ..., 1
@@ -38,19 +41,29 @@ FROM (
     SELECT Workflow, steps[i - 1].2 AS FromStep, Facility,
            transform(Facility, {facilities:Array(String)}, {tiers:Array(String)}, {default_tier:String})
                AS Criticality,
-           (toUnixTimestamp64Nano(steps[i].1) - toUnixTimestamp64Nano(steps[i - 1].1)) / 1e9 AS Seconds
+           (if(i <= length(steps), toUnixTimestamp64Nano(steps[i].1), toUnixTimestamp64Nano({now:DateTime64(9)}))
+               - toUnixTimestamp64Nano(steps[i - 1].1)) / 1e9 AS Seconds
     FROM (
         SELECT Workflow, Key, anyIf(Facility, Facility != '') AS Facility,
-               arraySort(e -> e.1, groupArray((At, Step))) AS steps
+               arraySort(e -> e.1, groupArray((At, Step))) AS steps,
+               (Workflow, Key) IN (
+                   SELECT Workflow, Key FROM business_transactions FINAL
+                   WHERE State IN {open:Array(String)} AND DueAt < {now:DateTime64(9)}
+               ) AS overdue
         FROM business_events FINAL
         WHERE Step != '' AND Status = 'ok' AND Failure = 0 AND At >= {since:DateTime64(9)}
         GROUP BY Workflow, Key
     )
-    ARRAY JOIN arrayFilter(i -> i > 1 AND steps[i].2 != steps[i - 1].2, arrayEnumerate(steps)) AS i
+    -- every wait that ended (a step after another), and the wait of a transaction overdue now
+    ARRAY JOIN arrayFilter(
+        i -> (i > 1 AND i <= length(steps) AND steps[i].2 != steps[i - 1].2) OR (i = length(steps) + 1 AND overdue),
+        range(1, length(steps) + 2)
+    ) AS i
 )
 GROUP BY GROUPING SETS ((Workflow, FromStep, Criticality, Facility), (Workflow, FromStep, Criticality),
                         (Workflow, FromStep))
 """
+_OPEN = (State.IN_PROGRESS, State.STALLED, State.BLOCKED)  # still waiting for their next step
 # grouping(Criticality, Facility): 0 both grouped, 1 facility rolled up, 3 both rolled up.
 _LEVEL = {0: "facility", 1: "criticality", 3: "step"}
 
@@ -122,6 +135,8 @@ class Forecaster:
             "facilities": [f.id for f in facilities],
             "tiers": [str(f.criticality) for f in facilities],
             "default_tier": str(Criticality.NORMAL),  # an unknown facility's, as the correlator judges it
+            "now": now,
+            "open": names(_OPEN),
         }
         sql = _WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS))
         self._read_at = time.monotonic()  # a failed read is retried after `refresh` too

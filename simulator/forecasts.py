@@ -20,7 +20,7 @@ transaction failed; it did not breach).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from correlator import TransactionFilter, list_transactions
@@ -41,6 +41,8 @@ class ForecastFigures:
     caught: int  # ...flagged at risk before it passed
     flagged: int  # waits flagged while still waiting, whose outcome is known
     made_it: int  # ...that made their SLA after all
+    # the same five counts per "workflow/step" the wait followed: where the misses come from
+    by_step: dict[str, tuple[int, int, int, int, int]] = field(default_factory=dict)
 
     def line(self) -> str:
         """The demo's sentence: "flagged at risk ≥5 min before breach: X% of those that stalled; Y% ..."."""
@@ -51,6 +53,14 @@ class ForecastFigures:
             f"waits that stalled ({any_lead} flagged before breach at all); {false} of the {self.flagged:,} "
             "flagged completed in time"
         )
+
+    def table(self) -> list[str]:
+        """One line per workflow step: stalled, caught early, caught, flagged, made it."""
+        rows = sorted(self.by_step.items(), key=lambda kv: -kv[1][0])
+        return [
+            f"{step}: stalled {a}, flagged ≥{LEAD / 60:g} min early {b}, before breach {c}; flagged {d}, made it {e}"
+            for step, (a, b, c, d, e) in rows
+        ]
 
 
 class ForecastWatch:
@@ -79,6 +89,7 @@ class ForecastWatch:
         """The two figures (and their counts) over the live waits decided by `now`."""
         now = now or time.time()
         stalled = caught_early = caught = flagged = made_it = 0
+        by_step: dict[str, list[int]] = {}
         for tx in transactions:
             if tx.origin != LIVE:
                 continue
@@ -94,14 +105,18 @@ class ForecastWatch:
                     first = None  # past its SLA a transaction is breached, not at risk
                 if first is not None and wait.ended is not None and first >= wait.ended:
                     first = None  # it had moved on by then (Triage may lag a second behind: not a flag)
+                row = by_step.setdefault(f"{tx.workflow}/{wait.step}", [0, 0, 0, 0, 0])
+                early = first is not None and (wait.due - first) * self.speed >= LEAD
                 if missed:
-                    stalled += 1
-                    caught += first is not None
-                    caught_early += first is not None and (wait.due - first) * self.speed >= LEAD
+                    row[0] += 1
+                    row[1] += early
+                    row[2] += first is not None
                 if first is not None:
-                    flagged += 1
-                    made_it += made
-        return ForecastFigures(stalled, caught_early, caught, flagged, made_it)
+                    row[3] += 1
+                    row[4] += made
+        stalled, caught_early, caught, flagged, made_it = (sum(r[i] for r in by_step.values()) for i in range(5))
+        steps = {step: (r[0], r[1], r[2], r[3], r[4]) for step, r in by_step.items()}
+        return ForecastFigures(stalled, caught_early, caught, flagged, made_it, steps)
 
     def _first_flag(self, workflow: str, key: str, step: str, due: float) -> float | None:
         times = [seen for seen, d in self._flagged.get((workflow, key, step), []) if abs(d - due) < SAME_DUE]

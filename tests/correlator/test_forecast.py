@@ -166,6 +166,35 @@ def test_forecast_from_history_eta_is_the_median_and_at_risk_past_the_slowest_in
     assert REGISTRY.get_sample_value("triage_transactions_at_risk_value", labels) == 1000.0
 
 
+def test_waits_that_never_ended_count_once_overdue(store: Store) -> None:
+    """29 waits that ended within 1..15 minutes, and 10 transactions still stuck after requisition, hours past
+    their 30-minute SLA: once judged overdue they are history too (as lasting until now), so 29 of 39 waits
+    made the SLA, not all, and the risk time comes before the slowest wait that made it, not at it."""
+    s = settings(store)
+    store.insert(
+        "business_events", history("CLN-04", [1 + k / 2 for k in range(29)], NOW - timedelta(hours=5)), _COLUMNS
+    )
+    for hours in range(10):
+        waiting(store, "CLN-04", 120 + 10 * hours)
+    slow = waiting(store, "CLN-04", 14)
+    since = NOW - timedelta(minutes=14)
+    judge(store, s)  # the first judgement writes the stuck ones; its forecasts knew none of them overdue
+    first = get_transaction(store, "procure_to_pay", slow)
+    assert first is not None and first.forecast is not None and first.forecast.risk_at is not None
+    assert first.forecast.basis.startswith("facility CLN-04: 29 waits after requisition")
+    assert "100% within the 30m SLA" in first.forecast.basis
+    assert abs((first.forecast.risk_at - since).total_seconds() - 15 * MIN) < 1  # the slowest that made it
+
+    judge(store, s)  # a new correlator reads the history again: the ten are overdue now
+    again = get_transaction(store, "procure_to_pay", slow)
+    assert again is not None and again.forecast is not None and again.forecast.risk_at is not None
+    f = again.forecast
+    assert f.basis.startswith("facility CLN-04: 39 waits after requisition") and "74% within the 30m SLA" in f.basis
+    # F(t*) = (29/39 - 0.05) / 0.95 = 73% of the 39: between the waits of 14.5 and 15 minutes.
+    risk = (f.risk_at - since).total_seconds() / MIN
+    assert 14.5 < risk < 14.95
+
+
 def test_basis_narrows_to_the_facility_only_with_enough_waits(store: Store) -> None:
     """min_samples 20: a clinic with 25 waits of its own (27) is forecast from them; one with 5 from every normal
     facility's; a high-criticality lab with 5 (and no other high facility) from the workflow step's; each
