@@ -224,11 +224,13 @@ class Estate(ABC):
 
     @abstractmethod
     def fault(self, kind: FaultKind, target: str) -> Any:
-        """The fault of this kind on this target now, if any (never in history: fates decide there)."""
+        """The fault of this kind on this target now, if any (in history, only faults that recur every cycle:
+        the others are fates there)."""
 
     @abstractmethod
-    def retries(self) -> bool:
-        """Whether a failed call is retried (live) or given up (history: the failure is the fate)."""
+    def retries(self, tx: Transaction) -> bool:
+        """Whether the transaction's failed call is retried (live; in history when a recurring fault broke it)
+        or given up (history: the failure is the fate)."""
 
     @abstractmethod
     def late(self) -> float:

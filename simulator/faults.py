@@ -52,6 +52,17 @@ class FaultSchedule:
         on.extend(w.fault for w in self._random if w.start <= t < w.end)
         return on
 
+    def recurring(self, kind: FaultKind, target: str, t: float) -> tuple[Fault, float] | None:
+        """The scripted fault of this kind on this target that repeats every cycle and is on at simulated
+        time t, past included (the history's faults: the estate's weekly pattern before the run), with the
+        simulated time it goes off; None when none is. A fault without an end is a fate in history."""
+        for spec in self._scripted:
+            if spec.kind == kind and spec.target == target and spec.end is not None:
+                phase = t % self.cycle
+                if spec.start <= phase < spec.end:
+                    return _fault(spec), t - phase + spec.end
+        return None
+
     def _scripted_on(self, spec: FaultSpec, t: float) -> bool:
         if t < 0:
             return spec.history > 0 and t >= -spec.history

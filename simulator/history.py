@@ -3,7 +3,13 @@
 The same workflows play on a virtual clock, as fast as the SDK takes spans. Each historic
 transaction's outcome is drawn when it is created (its fate): most complete; some fail, are
 lost in a queue or wait on a person, as the scenario's `backfill.outcomes` and the faults that
-were already on before the live run (`history`) say. Nothing in history is retried.
+were already on before the live run (`history`) say. A failure that is the fate is not retried.
+
+The scripted faults that repeat every cycle were on in the past too, on the same cycle: history
+meets the outage, the slow ledger, the stopped consumers and the absent committee chair as live
+traffic does, waits them out (a stopped consumer takes its messages when it is back, a call that
+failed because of the fault is retried) and completes late or in time. So what history says about
+how long a step's wait takes (what breach forecasts learn from) is what the live run will see.
 
 Two time scales, on purpose. The calendar is wall time: transactions start over the whole
 backfill span (two days by default) at `backfill.rates` per hour, and a fault's `history` is
@@ -20,16 +26,19 @@ import random
 
 from simulator.brokers import Broker, Delivery
 from simulator.estate import Action, Cast, Estate
+from simulator.faults import Fault, FaultSchedule
 from simulator.flows import Flow
 from simulator.live import UNCONSUMED
 from simulator.scenario import FaultKind
 from simulator.transactions import BACKFILL, Transaction
 
 # Historic transactions start at least this long (wall seconds) before the live run, so that all
-# have ended: the slowest that completes (a supplier review behind its backlog) takes under 26
-# simulated minutes, 26 wall minutes at ×1.
-QUIET = 1800.0
+# have ended: the slowest that completes (a PO waiting out a stopped consumer, then the committee
+# chair's leave) takes about an hour of simulated time, an hour of wall time at ×1.
+QUIET = 5400.0
 CONSUME_DELAY = (2.0, 30.0)  # simulated seconds a consumer takes to pick a historic message up
+# Decisions a recurring fault makes (Estate.happens' `live`) rather than chance: in history as live.
+FAULTED = frozenset({"approval_saas_down", "capital_pending", "ledger_failed"})
 
 
 class HistoryEstate(Estate):
@@ -39,10 +48,19 @@ class HistoryEstate(Estate):
     origin = BACKFILL
 
     def __init__(
-        self, cast: Cast, rng: random.Random, broker: Broker, seconds: float, end: float, speed: float
+        self,
+        cast: Cast,
+        rng: random.Random,
+        broker: Broker,
+        seconds: float,
+        end: float,
+        speed: float,
+        schedule: FaultSchedule,
     ) -> None:
         super().__init__(cast, rng)
         self.speed = speed
+        self.schedule = schedule
+        self._by_fault: set[int] = set()  # transactions whose last failure was a recurring fault's, not the fate
         flows, keys, scenario, transactions = cast.flows, cast.keys, cast.scenario, cast.transactions
         self.broker = broker
         self.messaging_system = broker.system
@@ -89,16 +107,27 @@ class HistoryEstate(Estate):
         if tx.fate == "lost":
             return
         handler = getattr(self.flows[tx.workflow], delivery.body["handler"])
-        self.later(self.rng.uniform(*CONSUME_DELAY), lambda: handler(self, tx, delivery))
+        delay = self.rng.uniform(*CONSUME_DELAY)
+        stopped = self.schedule.recurring("consumer_stopped", delivery.queue, self.sim_time())
+        if stopped is not None:  # it waits in the queue until its consumer is back
+            delay += stopped[1] - self.sim_time()
+        self.later(delay, lambda: handler(self, tx, delivery))
+
+    def sim_time(self) -> float:
+        """Simulated seconds since the live run started (negative: this is history), on the fault cycle."""
+        return (self.at - self.end) * self.speed
 
     def happens(self, tx: Transaction, fate: str, live: bool) -> bool:
-        return tx.fate == fate
+        by_fault = tx.fate != fate and live and fate in FAULTED
+        (self._by_fault.add if by_fault else self._by_fault.discard)(id(tx))
+        return tx.fate == fate or by_fault
 
-    def fault(self, kind: FaultKind, target: str) -> None:
-        return None
+    def fault(self, kind: FaultKind, target: str) -> Fault | None:
+        found = self.schedule.recurring(kind, target, self.sim_time())
+        return found[0] if found else None
 
-    def retries(self) -> bool:
-        return False
+    def retries(self, tx: Transaction) -> bool:
+        return id(tx) in self._by_fault  # what a fault broke is tried again; what the fate broke stays broken
 
     def late(self) -> float:
         return 0.0

@@ -105,7 +105,7 @@ class LiveEstate(Estate):
     def fault(self, kind: FaultKind, target: str) -> Fault | None:
         return self.schedule.active(kind, target, self.sim_time())
 
-    def retries(self) -> bool:
+    def retries(self, tx: Transaction) -> bool:
         return True
 
     def late(self) -> float:

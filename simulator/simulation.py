@@ -171,6 +171,7 @@ class Simulation:
                 self.options.backfill,
                 time.time(),
                 self.options.speed,
+                schedule,
             )
             self.status.history = history.total
             history.kafka_queues = frozenset(self.kafka)

@@ -103,7 +103,7 @@ class InvoiceSync(Flow):
             start_ns=started + 4_000_000,
             error="lock wait timeout exceeded on journal batch",
         )
-        if run.retries():
+        if run.retries(tx):
             run.later(RETRY, lambda: self._post(run, tx))
 
     def _posted(self, run: Estate, tx: Transaction, started: int) -> None:

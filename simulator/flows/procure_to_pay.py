@@ -89,7 +89,7 @@ class ProcureToPay(Flow):
         error = f"approval-saas returned {status} Service Unavailable" if down else None
         call = run.span(tx, "erp-procurement", "POST /approval-requests", SpanKind.CLIENT, attrs, consumer, error=error)
         if down:
-            if run.retries():
+            if run.retries(tx):
                 run.later(RETRY, lambda: self._open_task(run, tx, consumer))
             return
         task = {"po.number": tx.key, "facility.id": tx.facility, "http.response.status_code": 201}
@@ -101,7 +101,7 @@ class ProcureToPay(Flow):
     def _await_approval(self, run: Estate, tx: Transaction) -> None:
         away = run.fault("approver_on_leave", tx.facility) is not None
         if run.happens(tx, "approval_pending", live=away):
-            if run.retries():
+            if run.retries(tx):
                 run.later(RECHECK, lambda: self._await_approval(run, tx))
             return
         run.later(self.pace(run, tx, "budget_approval"), lambda: self._approve(run, tx))
@@ -126,7 +126,7 @@ class ProcureToPay(Flow):
         """A large PO goes to the capital committee, which does not sit while its chair is on leave."""
         away = run.fault("approver_on_leave", COMMITTEE) is not None
         if run.happens(tx, "capital_pending", live=away):
-            if run.retries():
+            if run.retries(tx):
                 run.later(RECHECK, lambda: self._await_committee(run, tx))
             return
         attrs = {
@@ -188,7 +188,7 @@ class ProcureToPay(Flow):
             duration_ms=60,
         )
         if down:
-            if run.retries():
+            if run.retries(tx):
                 run.later(RETRY, lambda: self._post_order(run, tx, consumer))
             return
         run.telemetry.mirth(

@@ -61,7 +61,7 @@ class WorkforceSync(Flow):
             tx, "integration-engine", "POST /rosters", SpanKind.CLIENT, attrs, mapped, error=error, duration_ms=40
         )
         if down:
-            if run.retries():
+            if run.retries(tx):
                 run.later(RETRY, lambda: self._load(run, tx, mapped))
             return
         loaded = {**self._roster(tx), "http.response.status_code": 201}
