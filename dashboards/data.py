@@ -11,6 +11,7 @@ import correlator as readmodel
 from collector import QueueState, current_queue_states
 from dashboards.filters import Filters
 from dashboards.queries import alerts as alert_queries
+from dashboards.queries import overview as overview_queries
 from dashboards.queries import telemetry, transaction, workflow
 from triage.settings import Settings, Workflow
 from triage.store import Store
@@ -77,7 +78,7 @@ class Dependencies:
 
 
 def options(store: Store, settings: Settings) -> Options:
-    stored_workflows, stored_facilities = readmodel.filter_options(store)
+    stored_workflows, stored_facilities = overview_queries.filter_options(store)
     names = [w.name for w in settings.workflows]
     names += [w for w in stored_workflows if w not in names]
     facilities = {f.id: f.name for f in settings.facilities}
@@ -101,10 +102,10 @@ def overview(store: Store, settings: Settings, filters: Filters) -> Overview:
     return Overview(
         filters=filters,
         options=options(store, settings),
-        counts=readmodel.state_counts(store, where),
-        causes=readmodel.cause_groups(store, where, limit=10),
-        stuck=readmodel.list_transactions(store, replace(where, states=stuck_states), limit=25) if stuck_states else [],
-        at_risk=readmodel.list_transactions(store, at_risk, limit=AT_RISK_ROWS) if risky else [],
+        counts=overview_queries.state_counts(store, where, filters.seconds),
+        causes=overview_queries.cause_groups(store, where, limit=10),
+        stuck=overview_queries.attention(store, replace(where, states=stuck_states), limit=25) if stuck_states else [],
+        at_risk=overview_queries.attention(store, at_risk, limit=AT_RISK_ROWS) if risky else [],
         queues=queue_states(store, settings),
         queue_series=telemetry.queue_series(store, since, filters.seconds),
         services=telemetry.service_health(store, since, filters.seconds),
@@ -136,7 +137,7 @@ def workflow_view(store: Store, settings: Settings, filters: Filters) -> Workflo
         filters=filters,
         options=opts,
         definition=workflow_definition(settings, filters.workflow),
-        transitions=workflow.transitions(store, filters.workflow, filters.since()) if filters.workflow else [],
+        transitions=workflow.transitions(store, filters.workflow, filters.seconds) if filters.workflow else [],
         step_states=workflow.step_states(store, filters) if filters.workflow else [],
         cycle_times=workflow.cycle_times(store, filters),
         throughput=workflow.throughput(store, filters),

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from dashboards.filters import bucket_seconds
+from dashboards.queries.overview import hurt_rows
 from triage.store import Store
-from triage.vocabulary import STUCK, names
 
 QUEUE_SERIES = """
 SELECT Queue, toStartOfInterval(Timestamp, toIntervalSecond({bucket:UInt32})) AS t,
@@ -18,53 +18,41 @@ GROUP BY Queue, t
 ORDER BY Queue, t
 LIMIT 20000
 """
-# Per service: calls and errors per time bucket (grouping(t) = 1 marks the whole-window row, which
-# also carries p95 latency and the last error text when `latency` is asked for). ServiceName is the
-# first column of otel_traces' sort key and Timestamp its partition key, so both prune well.
+# Per service: calls and errors per time bucket, from the per-minute aggregates of migration 0017 (every
+# bucket is whole minutes, so a window starts at the minute `since` falls in). grouping(t) = 1 marks the
+# whole-window row, which also carries p95 latency and the last error text when `latency` is asked for.
 SERVICE_SERIES = """
-SELECT ServiceName, toStartOfInterval(Timestamp, toIntervalSecond({bucket:UInt32})) AS t,
-       count() AS calls, countIf(StatusCode = 'Error') AS errors
-FROM otel_traces
-WHERE Timestamp >= {since:DateTime64(9)} AND SpanKind IN ('Server', 'Client', 'Consumer')
+SELECT ServiceName, toStartOfInterval(Minute, toIntervalSecond({bucket:UInt32})) AS t,
+       sum(Calls) AS calls, sum(Errors) AS errors
+FROM otel_traces_service_minutes
+WHERE Minute >= toStartOfMinute({since:DateTime64(9)})
 GROUP BY ServiceName, t
 ORDER BY ServiceName, t
 LIMIT 50000
 """
 SERVICE_LATENCY = """
-SELECT ServiceName, toStartOfInterval(Timestamp, toIntervalSecond({bucket:UInt32})) AS t,
-       count() AS calls, countIf(StatusCode = 'Error') AS errors,
-       if(grouping(t) = 1, quantile(0.95)(Duration) / 1e9, 0) AS p95_seconds,
-       if(grouping(t) = 1, argMaxIf(StatusMessage, Timestamp, StatusCode = 'Error'), '') AS last_error,
+SELECT ServiceName, toStartOfInterval(Minute, toIntervalSecond({bucket:UInt32})) AS t,
+       sum(Calls) AS calls, sum(Errors) AS errors,
+       if(grouping(t) = 1, quantileMerge(0.95)(Duration) / 1e9, 0) AS p95_seconds,
+       if(grouping(t) = 1, argMaxIfMerge(LastError), '') AS last_error,
        grouping(t) AS whole
-FROM otel_traces
-WHERE Timestamp >= {since:DateTime64(9)} AND SpanKind IN ('Server', 'Client', 'Consumer')
+FROM otel_traces_service_minutes
+WHERE Minute >= toStartOfMinute({since:DateTime64(9)})
 GROUP BY GROUPING SETS ((ServiceName, t), (ServiceName))
 ORDER BY ServiceName, whole, t
 LIMIT 50000
 """
-# Outside systems are often seen only in their callers' client spans (peer.service). Reading the
-# attribute map is the expensive part of any span query, so this looks back at most PEER_WINDOW.
+# Outside systems are often seen only in their callers' client spans (peer.service); this looks back
+# at most PEER_WINDOW.
 PEERS = """
-SELECT SpanAttributes['peer.service'] AS peer, count() AS calls, countIf(StatusCode = 'Error') AS errors,
-       argMaxIf(StatusMessage, Timestamp, StatusCode = 'Error') AS last_error
-FROM otel_traces
-WHERE Timestamp >= {since:DateTime64(9)} AND SpanKind = 'Client'
+SELECT Peer AS peer, sum(Calls) AS calls, sum(Errors) AS errors, argMaxIfMerge(LastError) AS last_error
+FROM otel_traces_peer_minutes
+WHERE Minute >= toStartOfMinute({since:DateTime64(9)})
 GROUP BY peer
-HAVING peer != ''
 ORDER BY errors DESC
 LIMIT 200
 """
 PEER_WINDOW = 6 * 3600
-# Which workflows each component currently hurts: stuck transactions whose cause names it.
-HURT = """
-SELECT CauseComponent, CauseKind, Workflow, count() AS n, sum(Value) AS value,
-       countIf(Criticality = 'critical') AS critical
-FROM business_transactions FINAL
-WHERE State IN {stuck:Array(String)} AND CauseComponent != ''
-GROUP BY CauseComponent, CauseKind, Workflow
-ORDER BY n DESC
-LIMIT 500
-"""
 
 
 @dataclass
@@ -159,6 +147,5 @@ def _append(health: ServiceHealth, t: datetime, calls: int, errors: int) -> None
 
 
 def hurt_workflows(store: Store) -> list[Hurt]:
-    """Stuck transactions by the component their cause names, per workflow."""
-    rows = store.query(HURT, {"stuck": names(STUCK)}).result_rows
-    return [Hurt(r[0], r[1], r[2], int(r[3]), float(r[4]), int(r[5])) for r in rows]
+    """Stuck transactions by the component their cause names, per workflow (from the snapshot of 0017)."""
+    return [Hurt(*r) for r in hurt_rows(store)]

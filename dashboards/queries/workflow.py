@@ -5,68 +5,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dashboards.filters import Filters, bucket_seconds
+from dashboards.filters import Filters
+from dashboards.queries.snapshots import ensure_fresh
 from triage.store import Store
-from triage.vocabulary import STUCK, State, names
+from triage.vocabulary import STUCK, names
 
-# A step's time is its first successful occurrence; taking min() per (Key, Step) makes the result the
-# same whether or not duplicate event rows have been merged yet, so no FINAL is needed.
-# Transitions are between consecutive reached steps of a transaction, in time order.
+# From the snapshots of migration 0017 (dashboards/queries/snapshots.py); Window is the page's range in
+# seconds (one of dashboards.filters.RANGES), measured back from the snapshot's refresh.
+# Transitions are between consecutive reached steps of a transaction (a step's time is its first
+# successful occurrence), counted in the range that holds the first of the two steps.
 TRANSITIONS = """
-SELECT p.1 AS from_step, p.2 AS to_step, count() AS n,
-       quantileExact(0.5)(p.3) AS p50, quantileExact(0.95)(p.3) AS p95
-FROM (
-    SELECT arraySort(x -> x.2, groupArray((Step, t))) AS seq
-    FROM (
-        SELECT Key, Step, min(At) AS t
-        FROM business_events
-        WHERE Workflow = {workflow:String} AND Step != '' AND Status = 'ok' AND Failure = 0
-          AND At >= {since:DateTime64(9)}
-        GROUP BY Key, Step
-    )
-    GROUP BY Key
-)
-ARRAY JOIN arrayMap((a, b) -> (a.1, b.1, toFloat64(dateDiff('millisecond', a.2, b.2)) / 1000),
-                    arrayPopBack(seq), arrayPopFront(seq)) AS p
-GROUP BY from_step, to_step
-ORDER BY n DESC
+SELECT FromStep, ToStep, sum(Transitions) AS n, quantilesMerge(0.5, 0.95)(Seconds) AS q
+FROM workflow_transitions
+WHERE Workflow = {workflow:String} AND Window = {window:UInt32}
+GROUP BY FromStep, ToStep
+ORDER BY n DESC, FromStep, ToStep
 LIMIT 500
 """
-STEP_STATES = """
-SELECT CurrentStep, NextStep, State, count() AS n, sum(Value) AS value
-FROM business_transactions FINAL
-WHERE Workflow = {workflow:String}
-  AND (StartedAt >= {since:DateTime64(9)} OR has({stuck_states:Array(String)}, State))
+_FILTERS = """Workflow = {workflow:String}
   AND ({facility:String} = '' OR Facility = {facility:String})
-  AND ({criticality:String} = '' OR Criticality = {criticality:String})
+  AND ({criticality:String} = '' OR Criticality = {criticality:String})"""
+STEP_STATES = f"""
+SELECT CurrentStep, NextStep, State, sum(Transactions) AS n, sum(Value) AS value
+FROM transaction_rollup
+WHERE {_FILTERS} AND (Started <= {{window:UInt32}} OR has({{stuck_states:Array(String)}}, State))
 GROUP BY CurrentStep, NextStep, State
 """
-CYCLE_TIMES = """
-SELECT count() AS n, quantiles(0.5, 0.9, 0.95)(seconds) AS q, histogram(30)(seconds) AS bins
-FROM (
-    SELECT dateDiff('nanosecond', StartedAt, UpdatedAt) / 1e9 AS seconds
-    FROM business_transactions FINAL
-    WHERE Workflow = {workflow:String} AND State = {completed:String} AND UpdatedAt >= {since:DateTime64(9)}
-      AND ({facility:String} = '' OR Facility = {facility:String})
-      AND ({criticality:String} = '' OR Criticality = {criticality:String})
-)
+CYCLE_TIMES = f"""
+SELECT sum(Transactions) AS n, quantilesMerge(0.5, 0.9, 0.95)(Seconds) AS q, histogramMerge(30)(Histogram) AS bins
+FROM transaction_flow
+WHERE {_FILTERS} AND Window = {{window:UInt32}} AND Kind = 'cycle'
 """
-THROUGHPUT = """
-SELECT t, sum(started) AS started, sum(completed) AS completed, sum(stuck) AS stuck
-FROM (
-    SELECT toStartOfInterval(StartedAt, toIntervalSecond({bucket:UInt32})) AS t, 1 AS started,
-           0 AS completed, State IN {stuck_states:Array(String)} AS stuck
-    FROM business_transactions FINAL
-    WHERE Workflow = {workflow:String} AND StartedAt >= {since:DateTime64(9)}
-      AND ({facility:String} = '' OR Facility = {facility:String})
-      AND ({criticality:String} = '' OR Criticality = {criticality:String})
-    UNION ALL
-    SELECT toStartOfInterval(UpdatedAt, toIntervalSecond({bucket:UInt32})), 0, 1, 0
-    FROM business_transactions FINAL
-    WHERE Workflow = {workflow:String} AND State = {completed:String} AND UpdatedAt >= {since:DateTime64(9)}
-      AND ({facility:String} = '' OR Facility = {facility:String})
-      AND ({criticality:String} = '' OR Criticality = {criticality:String})
-)
+THROUGHPUT = f"""
+SELECT Bucket AS t, sumIf(Transactions, Kind = 'started') AS started,
+       sumIf(Transactions, Kind = 'completed') AS completed, sumIf(Stuck, Kind = 'started') AS stuck
+FROM transaction_flow
+WHERE {_FILTERS} AND Window = {{window:UInt32}} AND Kind IN ('started', 'completed')
 GROUP BY t
 ORDER BY t
 """
@@ -107,17 +81,21 @@ class Throughput:
     stuck: list[int]
 
 
-def transitions(store: Store, workflow: str, since: datetime) -> list[Transition]:
-    rows = store.query(TRANSITIONS, {"workflow": workflow, "since": since}).result_rows
-    return [Transition(r[0], r[1], int(r[2]), float(r[3]), float(r[4])) for r in rows]
+def transitions(store: Store, workflow: str, window: int) -> list[Transition]:
+    """Step-to-step transitions of `workflow` over the last `window` seconds (a dashboards RANGES value)."""
+    ensure_fresh(store, "workflow_transitions_mv")
+    rows = store.query(TRANSITIONS, {"workflow": workflow, "window": window}).result_rows
+    return [Transition(r[0], r[1], int(r[2]), float(r[3][0]), float(r[3][1])) for r in rows]
 
 
 def step_states(store: Store, filters: Filters) -> list[StepState]:
+    ensure_fresh(store, "transaction_rollup_mv")
     rows = store.query(STEP_STATES, _params(filters)).result_rows
     return [StepState(r[0], r[1], r[2], int(r[3]), float(r[4])) for r in rows]
 
 
 def cycle_times(store: Store, filters: Filters) -> CycleTimes:
+    ensure_fresh(store, "transaction_flow_mv")
     row = store.query(CYCLE_TIMES, _params(filters)).first_row
     if not row or not row[0]:
         return CycleTimes(0, 0.0, 0.0, 0.0, [])
@@ -126,12 +104,12 @@ def cycle_times(store: Store, filters: Filters) -> CycleTimes:
 
 
 def throughput(store: Store, filters: Filters) -> Throughput:
-    params = {**_params(filters), "bucket": bucket_seconds(filters.seconds)}
-    rows = store.query(THROUGHPUT, params).result_rows
+    ensure_fresh(store, "transaction_flow_mv")
+    rows = store.query(THROUGHPUT, _params(filters)).result_rows
     return Throughput(
         [r[0] for r in rows], [int(r[1]) for r in rows], [int(r[2]) for r in rows], [int(r[3]) for r in rows]
     )
 
 
 def _params(filters: Filters) -> dict[str, object]:
-    return {**filters.sql(), "stuck_states": names(STUCK), "completed": str(State.COMPLETED)}
+    return {**filters.sql(), "window": filters.seconds, "stuck_states": names(STUCK)}

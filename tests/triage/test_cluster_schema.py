@@ -53,6 +53,12 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
     "correlator_touched": ("node", "Memory", None),
     "correlator_affected": ("node", "Memory", None),
     "otel_traces_otlp_in": ("node", "Null", None),
+    "otel_traces_service_minutes": ("sharded", "AggregatingMergeTree", "cityHash64(CAST(ServiceName, 'String'))"),
+    "otel_traces_peer_minutes": ("sharded", "AggregatingMergeTree", "cityHash64(Peer)"),
+    "transaction_rollup": ("snapshot", "MergeTree", None),
+    "transactions_attention": ("snapshot", "MergeTree", None),
+    "transaction_flow": ("snapshot", "MergeTree", None),
+    "workflow_transitions": ("snapshot", "MergeTree", None),
 }
 
 
@@ -89,6 +95,7 @@ def test_every_table_the_migrations_create_is_placed() -> None:
     assert names == set(TABLES)
     assert set(cluster.SHARDING_KEYS) == {t for t, (kind, _, _) in TABLES.items() if kind == "sharded"}
     assert cluster.GLOBAL_TABLES == {t for t, (kind, _, _) in TABLES.items() if kind == "global"}
+    assert cluster.SNAPSHOT_TABLES == {t for t, (kind, _, _) in TABLES.items() if kind == "snapshot"}
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))
@@ -108,6 +115,15 @@ def test_each_table_has_its_cluster_form(table: str) -> None:
             f"ENGINE = Distributed('c', 'triage', '{table}_local', {key})"
         )
         assert ddl.index(local) < ddl.index(distributed)
+        return
+    if kind == "snapshot":
+        (local,) = creating(ddl, f"{table}_local")
+        (distributed,) = creating(ddl, table)
+        assert re.search(r"\) ENGINE = MergeTree\n", local) and "Replicated" not in local
+        assert one_line(distributed) == (
+            f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER 'c' AS {table}_local "
+            f"ENGINE = Distributed('c', 'triage', '{table}_local')"
+        )
         return
     assert creating(ddl, f"{table}_local") == [] and not any(f"'{table}_local'" in s for s in ddl)
     (created,) = creating(ddl, table)
@@ -168,6 +184,27 @@ def test_views_read_a_shard_s_new_rows_and_write_through_the_distributed_table()
     assert ddl.index(drop) < ddl.index(native[1])
 
 
+def test_each_node_refreshes_its_snapshots_from_its_own_shard_and_a_backfill_runs_once() -> None:
+    """A refreshable view reads the shard's local rows and replaces its node's snapshot; the Distributed
+    snapshot table reads one replica per shard. A backfill reads and writes the Distributed tables."""
+    ddl = cluster_ddl()
+    (rollup,) = [s for s in ddl if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS transaction_rollup_mv")]
+    assert "ON CLUSTER 'c'\nREFRESH EVERY 30 SECOND\nTO transaction_rollup_local\n" in rollup
+    assert "FROM business_transactions_local FINAL" in rollup
+    (transitions,) = [s for s in ddl if "TO workflow_transitions_local" in s]
+    assert "FROM business_events_local\n" in transitions
+    (minutes,) = [s for s in ddl if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_service_minutes")]
+    assert "\nTO otel_traces_service_minutes\n" in minutes and "FROM otel_traces_local\n" in minutes
+    backfills = [s for s in ddl if s.startswith("INSERT INTO")]
+    assert [b.split()[2] for b in backfills] == ["otel_traces_service_minutes", "otel_traces_peer_minutes"]
+    assert all("_local" not in b and "ON CLUSTER" not in b for b in backfills)
+    schema = ClusterSchema("c", "triage")
+    for statement in migrations.available()[0].statements(Store(UNREACHABLE).migration_params()):
+        schema.rewrite(statement)
+    with pytest.raises(MigrationError, match="refreshable view writes a snapshot table"):
+        schema.rewrite("CREATE MATERIALIZED VIEW v REFRESH EVERY 1 MINUTE TO otel_traces AS SELECT * FROM otel_logs")
+
+
 def test_the_single_node_ddl_is_what_the_migrations_always_gave() -> None:
     store = Store("chdb:///never/opened")
     table, steps = migrations.plan(store)
@@ -203,7 +240,7 @@ def test_apply_all_runs_the_cluster_ddl_on_a_cluster_store() -> None:
     assert [m.version for m in applied] == [m.version for m in migrations.available()][2:]
     table, steps = migrations.plan(store)
     assert store.ran[0] == table[0] and "ReplicatedReplacingMergeTree" in table[0]
-    ran = [s for s in store.ran if not s.startswith("INSERT")]
+    ran = [s for s in store.ran if not s.startswith("INSERT INTO triage_migrations")]
     assert ran == table + [s for m, statements in steps if m.version > 2 for s in statements]
     assert "INSERT INTO triage_migrations [[3, 'otlp_native_traces']]" in store.ran
 
@@ -269,7 +306,8 @@ def cluster_single_node() -> list[str]:
             "CREATE TABLE IF NOT EXISTS queue_lag (Q String) ENGINE = ReplicatedMergeTree ORDER BY Q",
             "engine Replicated",
         ),
-        ("INSERT INTO alert_rules SELECT * FROM alert_rules", "none of CREATE TABLE"),
+        ("INSERT INTO alert_rules VALUES ('r', 1)", "none of CREATE TABLE"),
+        ("INSERT INTO transaction_rollup SELECT * FROM transaction_rollup", "not one table across the cluster"),
         ("CREATE VIEW v AS SELECT 1", "none of CREATE TABLE"),
         ("CREATE MATERIALIZED VIEW v ENGINE = MergeTree ORDER BY a AS SELECT 1 AS a", "none of CREATE TABLE"),
         ("CREATE MATERIALIZED VIEW v TO trace_keys AS SELECT * FROM spans_elsewhere", "creates spans_elsewhere"),
@@ -352,7 +390,7 @@ def test_clickhouse_parses_every_cluster_statement_and_computes_every_sharding_k
     evaluated over the table it shards, as the Distributed engine will, and must be an unsigned integer."""
     for statement in cluster_ddl():
         formatted = str(store.command("SELECT formatQuery({q:String})", {"q": statement}))
-        assert "ON CLUSTER c" in formatted
+        assert "ON CLUSTER c" in formatted or statement.startswith("INSERT INTO")
     for table, key in cluster.SHARDING_KEYS.items():
         described = store.query(f"DESCRIBE (SELECT {key} AS k FROM {table})").result_rows
         assert described[0][1] == "UInt64", (table, key)

@@ -10,6 +10,11 @@ Migrations are written once, for one node. With `cluster:` set, every statement 
   `/clickhouse/tables/global/<database>/T`, replica `{shard}-{replica}`, unique across the cluster):
   small state that any node must answer for consistently.
 * node: Memory and Null tables, one per node, created ON CLUSTER but neither replicated nor distributed.
+* snapshot: `T_local`, a plain (not replicated) MergeTree table on every node that a refreshable view on
+  that node fills from its replica of the shard's rows, and `T`, a Distributed table over them that reads
+  one replica per shard: each replica computes the same snapshot from the same replicated rows.
+
+`INSERT INTO T SELECT ...` (a backfill) runs once, on the node that migrates, through the Distributed tables.
 
 A statement it does not understand raises MigrationError: emitting DDL that half-works on a cluster
 nobody here can run is worse than refusing. docs/operations.md ("Cluster schema") says why each key.
@@ -57,6 +62,9 @@ SHARDING_KEYS: dict[str, str] = {
     "transaction_causes": TRANSACTION_HASH,
     # an edge beside the spans of the trace it leaves
     "trace_edges": "cityHash64(FromTrace)",
+    # one service's (one peer's) minutes on one shard, so the aggregates of a minute merge there
+    "otel_traces_service_minutes": "cityHash64(CAST(ServiceName, 'String'))",
+    "otel_traces_peer_minutes": "cityHash64(Peer)",
 }
 
 # Small state read from any node, written by one process at a time: the leases (written with
@@ -76,15 +84,21 @@ GLOBAL_TABLES = frozenset(
         "log_tail_positions",
     }
 )
+# Refreshable views' targets (migration 0017): each node's snapshot of its own shard.
+SNAPSHOT_TABLES = frozenset(
+    {"transaction_rollup", "transactions_attention", "transaction_flow", "workflow_transitions"}
+)
 _NODE_ENGINES = frozenset({"Memory", "Null"})
 _CLUSTER_NAME = re.compile(r"^[\w.{}-]+$")
 
 _CREATE_TABLE = re.compile(r"CREATE TABLE (?P<ine>IF NOT EXISTS )?`?(?P<name>\w+)`?\s*(?P<body>.*)\Z", re.I | re.S)
 _CREATE_VIEW = re.compile(
     r"CREATE MATERIALIZED VIEW (?P<ine>IF NOT EXISTS )?`?(?P<name>\w+)`?"
+    r"(?:\s+(?P<refresh>REFRESH\s+EVERY\s+\d+\s+\w+))?"
     r"\s+TO\s+`?(?P<to>\w+)`?\s+AS\s+(?P<select>SELECT\b.*)\Z",
     re.I | re.S,
 )
+_INSERT_SELECT = re.compile(r"INSERT INTO `?(?P<name>\w+)`?\s+(?P<select>SELECT\b.*)\Z", re.I | re.S)
 _DROP = re.compile(r"DROP (?P<kind>TABLE|VIEW) (?P<ine>IF EXISTS )?`?(?P<name>\w+)`?\s*(?P<sync>SYNC)?\Z", re.I)
 _ALTER = re.compile(r"ALTER TABLE `?(?P<name>\w+)`?\s+(?P<commands>\S.*)\Z", re.I | re.S)
 _ENGINE = re.compile(r"\)\s*ENGINE\s*=\s*(?P<engine>\w+)(?:\s*(?P<args>\(\s*\)))?", re.I)
@@ -131,11 +145,15 @@ class ClusterSchema:
             (_CREATE_VIEW, self._create_view),
             (_DROP, self._drop),
             (_ALTER, self._alter),
+            (_INSERT_SELECT, self._insert_select),
         ):
             match = pattern.match(statement)
             if match:
                 return method(statement, match)
-        raise _refuse(statement, "it is none of CREATE TABLE, CREATE MATERIALIZED VIEW ... TO, ALTER TABLE, DROP")
+        raise _refuse(
+            statement,
+            "it is none of CREATE TABLE, CREATE MATERIALIZED VIEW ... TO, ALTER TABLE, DROP, INSERT ... SELECT",
+        )
 
     def _create_table(self, statement: str, match: re.Match[str]) -> list[str]:
         name, ine, body = match["name"], match["ine"] or "", match["body"]
@@ -151,6 +169,14 @@ class ClusterSchema:
         if not family.endswith("MergeTree") or family.startswith("Replicated"):
             raise _refuse(statement, f"engine {family} has no cluster form here: use a *MergeTree, Memory or Null")
         args = body[engine.start("args") + 1 : engine.end("args") - 1].strip() if engine["args"] else ""
+        if name in SNAPSHOT_TABLES:
+            self.placement[name] = "snapshot"
+            local = name + LOCAL_SUFFIX
+            return [
+                f"CREATE TABLE {ine}{local} {self._on} {body}",
+                f"CREATE TABLE {ine}{name} {self._on} AS {local}\n"
+                f"ENGINE = Distributed('{self.cluster}', '{self.database}', '{local}')",
+            ]
         if name in GLOBAL_TABLES:
             self.placement[name] = "global"
             path = f"'/clickhouse/tables/global/{self.database}/{name}', '{{shard}}-{{replica}}'"
@@ -175,8 +201,13 @@ class ClusterSchema:
     def _create_view(self, statement: str, match: re.Match[str]) -> list[str]:
         """A view triggers on inserts into the table it reads: a sharded source is read from its local
         table (each shard's new rows, once), and a sharded target is written through its Distributed table."""
-        select = match["select"]
-        self._known(statement, match["to"])
+        select, target = match["select"], match["to"]
+        refresh = match["refresh"]
+        if (self._known(statement, target) == "snapshot") != bool(refresh):
+            raise _refuse(statement, "a refreshable view writes a snapshot table, and only it does")
+        if refresh:
+            # each node refreshes its own snapshot from its own shard's rows
+            target += LOCAL_SUFFIX
         sources = [m for m in _TABLE_REFERENCE.finditer(_mask_strings(select)) if not m["array"]]
         for source in sources:
             self._known(statement, source["name"])
@@ -187,13 +218,23 @@ class ClusterSchema:
             at = sharded[0].end("name")
             select = select[:at] + LOCAL_SUFFIX + select[at:]
         ine = match["ine"] or ""
-        return [f"CREATE MATERIALIZED VIEW {ine}{match['name']} {self._on}\nTO {match['to']}\nAS {select}"]
+        every = f"\n{refresh}" if refresh else ""
+        return [f"CREATE MATERIALIZED VIEW {ine}{match['name']} {self._on}{every}\nTO {target}\nAS {select}"]
+
+    def _insert_select(self, statement: str, match: re.Match[str]) -> list[str]:
+        """A backfill, run once through the Distributed tables: every shard's rows, sent where they belong."""
+        for name in [match["name"]] + [m["name"] for m in _TABLE_REFERENCE.finditer(_mask_strings(match["select"]))]:
+            if self._known(statement, name) not in ("sharded", "global"):
+                raise _refuse(
+                    statement, f"{name} is not one table across the cluster; a backfill reads and writes those"
+                )
+        return [statement]
 
     def _drop(self, statement: str, match: re.Match[str]) -> list[str]:
         kind, ine, name = match["kind"].upper(), match["ine"] or "", match["name"]
         sync = " SYNC" if match["sync"] else ""
         names = [name]
-        if kind == "TABLE" and self.placement.pop(name, None) == "sharded":
+        if kind == "TABLE" and self.placement.pop(name, None) in ("sharded", "snapshot"):
             names.append(name + LOCAL_SUFFIX)  # the Distributed table first: nothing reads a dropped shard
         return [f"DROP {kind} {ine}{n} {self._on}{sync}" for n in names]
 

@@ -1,0 +1,54 @@
+"""How fresh the pre-aggregated tables of migration 0017 are, and bringing them up to date before a read.
+
+The transaction snapshots are refreshable materialized views over `business_transactions FINAL`: exact
+as of their last refresh, which runs on a timer. A page reads them as they are when the store changed
+since that refresh only if the last refresh was slow (a large store: it waits at most one interval);
+when refreshing is cheap (a small store, a test) it refreshes and waits first, so what a page shows
+follows every write. Cluster stores refresh on each node by the timer alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from triage.store import Store
+
+log = logging.getLogger("triage.dashboards")
+
+# view → the tables it reads
+VIEWS: dict[str, tuple[str, ...]] = {
+    "transaction_rollup_mv": ("business_transactions",),
+    "transactions_attention_mv": ("business_transactions",),
+    "transaction_flow_mv": ("business_transactions",),
+    "workflow_transitions_mv": ("business_events",),
+}
+# A refresh that took at most this long is run on a read that finds the snapshot behind the store.
+CHEAP_REFRESH_MS = 250
+_STATUS = """
+SELECT view, last_refresh_time, last_success_duration_ms
+FROM system.view_refreshes
+WHERE database = currentDatabase() AND view IN {views:Array(String)}
+"""
+_CHANGED = """
+SELECT table, max(modification_time) FROM system.parts
+WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}
+GROUP BY table
+"""
+
+
+def ensure_fresh(store: Store, *views: str) -> None:
+    """Refresh each of `views` that is behind the tables it reads, when refreshing it is cheap."""
+    if store.cluster:
+        return
+    status = {r[0]: (r[1], r[2]) for r in store.query(_STATUS, {"views": list(views)}).result_rows}
+    tables = sorted({t for v in views for t in VIEWS[v]})
+    changed: dict[str, datetime] = {r[0]: r[1] for r in store.query(_CHANGED, {"tables": tables}).result_rows}
+    for view in views:
+        refreshed, took_ms = status.get(view, (None, None))
+        newest = max((changed[t] for t in VIEWS[view] if t in changed), default=None)
+        behind = refreshed is None or (newest is not None and newest >= refreshed)
+        if not behind or (took_ms is not None and took_ms > CHEAP_REFRESH_MS):
+            continue
+        store.command(f"SYSTEM REFRESH VIEW {view}")
+        store.command(f"SYSTEM WAIT VIEW {view}")
