@@ -1,12 +1,17 @@
 """Dashboard query latency on a large store: p50/p95 of each page's data load.
 
-Run: python bench/dashboards.py [--transactions 1000000] [--spans 10000000] [--runs 15] [--data DIR]
+Run: python bench/dashboards.py [--transactions 1000000] [--spans 10000000] [--baseline N] [--runs 15] [--data DIR]
+                                [--generate-only]
 
 Generates (INSERT ... SELECT from numbers(), in ClickHouse) an embedded store with N business
 transactions over 30 days (a tenth of them re-versioned, so FINAL has work to do), their step events,
 causes and trace keys, M spans and M/10 logs over 7 days, and 20 queues sampled every 15 s for 7 days;
-then times every page's data load (the functions the pages' callbacks call). Prints a table and one
-JSON line. `--data DIR` keeps the store (re-used when it already holds the requested sizes).
+then times every page's data load (the functions the pages' callbacks call), after the snapshots of
+migration 0017 have refreshed once (they go on refreshing on their timers while the pages are timed).
+`--baseline N` also times a store of N transactions and N/N-th of the spans (one database each in the
+same data directory) and prints how each page's p95 grows from it. Prints a table, the snapshots'
+refresh times, and one JSON line. `--data DIR` keeps the stores (re-used when they hold the requested
+sizes); `--generate-only` fills them without timing (so that timing alone can hold a shared lock).
 """
 
 from __future__ import annotations
@@ -294,41 +299,88 @@ def measure(store: Store, settings: Settings, runs: int) -> dict[str, dict[str, 
     return results
 
 
+def _refresh_snapshots(store: Store) -> dict[str, float]:
+    """Refresh every snapshot view once and wait; seconds each took."""
+    from dashboards.queries.snapshots import VIEWS
+
+    took = {}
+    for view in VIEWS:
+        started = time.perf_counter()
+        store.command(f"SYSTEM REFRESH VIEW {view}")
+        store.command(f"SYSTEM WAIT VIEW {view}")
+        took[view] = time.perf_counter() - started
+    return took
+
+
 def _sizes(store: Store) -> dict[str, int]:
     tables = ("business_transactions", "business_events", "otel_traces", "otel_logs", "queue_lag")
     return {t: int(store.command(f"SELECT count() FROM {t}")) for t in tables}
+
+
+def _prepare(path: Path, transactions: int, spans: int, console: Console) -> tuple[Store, Settings, dict[str, int]]:
+    """The store of this size (database bench_<transactions>), generated when it does not hold it yet."""
+    settings = bench_settings(f"chdb://{path}?database=bench_{transactions}")
+    store = Store(settings.store)
+    store.migrate()
+    sizes = _sizes(store)
+    if sizes["business_transactions"] < transactions or sizes["otel_traces"] < spans:
+        with console.status(f"generating the store of {transactions:,} transactions"):
+            started = time.perf_counter()
+            generate(store, transactions, spans, say=console.print)
+            console.print(f"generated in {time.perf_counter() - started:.0f}s")
+        sizes = _sizes(store)
+    return store, settings, sizes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--transactions", type=int, default=1_000_000)
     parser.add_argument("--spans", type=int, default=10_000_000)
+    parser.add_argument("--baseline", type=int, help="also time a store of this many transactions (spans scaled)")
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--data", help="keep the generated store in this directory (re-used if filled)")
+    parser.add_argument("--data", help="keep the generated stores in this directory (re-used if filled)")
+    parser.add_argument("--generate-only", action="store_true", help="fill the stores, time nothing")
     args = parser.parse_args()
     console = Console()
     path = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="triage-bench-"))
-    settings = bench_settings(f"chdb://{path}?database=bench")
-    store = Store(settings.store)
-    store.migrate()
-    sizes = _sizes(store)
-    if sizes["business_transactions"] < args.transactions or sizes["otel_traces"] < args.spans:
-        with console.status("generating the store"):
-            started = time.perf_counter()
-            generate(store, args.transactions, args.spans, say=console.print)
-            console.print(f"generated in {time.perf_counter() - started:.0f}s")
-        sizes = _sizes(store)
-    results = measure(store, settings, args.runs)
+    sizes_asked = [(args.transactions, args.spans)]
+    if args.baseline:
+        sizes_asked.insert(0, (args.baseline, args.spans * args.baseline // max(args.transactions, 1)))
+    stores = [_prepare(path, tx, spans, console) for tx, spans in sizes_asked]
+    if args.generate_only:
+        return
+    runs: list[dict[str, Any]] = []
+    for store, settings, sizes in stores:
+        refresh = _refresh_snapshots(store)
+        runs.append({"rows": sizes, "refresh_s": refresh, "results": measure(store, settings, args.runs)})
+    big = runs[-1]
     table = Table(
-        title=f"dashboard data loads, {args.runs} runs each ({', '.join(f'{k} {v:,}' for k, v in sizes.items())})"
+        title=f"dashboard data loads, {args.runs} runs each ({', '.join(f'{k} {v:,}' for k, v in big['rows'].items())})"
     )
-    for column in ("page", "p50 ms", "p95 ms", "max ms"):
+    columns = ["page", "p50 ms", "p95 ms", "max ms"]
+    if len(runs) > 1:
+        columns += [f"p95 ms at {runs[0]['rows']['business_transactions']:,} tx", "growth"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "page" else "right")
-    for name, r in results.items():
-        table.add_row(name, f"{r['p50'] * 1000:.0f}", f"{r['p95'] * 1000:.0f}", f"{r['max'] * 1000:.0f}")
+    for name, r in big["results"].items():
+        row = [name, f"{r['p50'] * 1000:.0f}", f"{r['p95'] * 1000:.0f}", f"{r['max'] * 1000:.0f}"]
+        if len(runs) > 1:
+            base = runs[0]["results"][name]["p95"]
+            row += [f"{base * 1000:.0f}", f"{r['p95'] / base:.1f}x" if base else "-"]
+        table.add_row(*row)
     console.print(table)
-    figures = {name: {k: round(v * 1000, 1) for k, v in r.items()} for name, r in results.items()}
-    print(json.dumps({"bench": "dashboards", "rows": sizes, "ms": figures}))
+    for run in runs:
+        took = ", ".join(f"{v} {s:.1f}s" for v, s in run["refresh_s"].items())
+        console.print(f"snapshot refresh at {run['rows']['business_transactions']:,} transactions: {took}")
+    out = [
+        {
+            "rows": run["rows"],
+            "refresh_s": {k: round(v, 2) for k, v in run["refresh_s"].items()},
+            "ms": {name: {k: round(v * 1000, 1) for k, v in r.items()} for name, r in run["results"].items()},
+        }
+        for run in runs
+    ]
+    print(json.dumps({"bench": "dashboards", "runs": out}))
 
 
 if __name__ == "__main__":
