@@ -17,9 +17,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from correlator import gauges, metrics
+from correlator.columnar import FlowPlan, judge
 from correlator.forecast import Forecast, Forecaster
 from correlator.health import dependency_health
-from correlator.machine import Context, Event, Health, Verdict, evaluate
+from correlator.machine import Context, Event, Health, Verdict
 from correlator.priority import period_close_factor
 from correlator.queues import queue_infos
 from correlator.stitch import Stitcher
@@ -27,7 +28,7 @@ from correlator.transactions import CAUSE_COLUMNS, TRANSACTION_COLUMNS
 from correlator.verdicts import cause_rows, transaction_row
 from correlator.worklist import Worklist
 from triage.health import TaskHealth
-from triage.settings import Settings, Shard, Workflow
+from triage.settings import Facility, Settings, Shard, Workflow
 from triage.store import Store
 from triage.vocabulary import STUCK, Criticality, State
 
@@ -118,6 +119,7 @@ class Correlator:
         self.settings = settings
         self.shard = shard or Shard()
         self.workflows: dict[str, Workflow] = {w.name: w for w in settings.workflows}
+        self._plans = {w.name: FlowPlan.of(w) for w in settings.workflows}
         suffix = scratch_suffix(self.shard, scratch)
         self._scratch = {"correlator_touched": f"correlator_touched{suffix}"}
         self._scratch["correlator_affected"] = f"correlator_affected{suffix}"
@@ -244,8 +246,8 @@ class Correlator:
         self, now: datetime, arrived_after: datetime | None, may_write: Callable[[], bool] | None
     ) -> tuple[int, int]:
         """Judge the worklist; how many were judged, and how many of them were held (late data)."""
-        events = self.worklist.load_events(attributes=self._conditions_on_attributes)
-        if not events:
+        cols = self.worklist.load_columns(attributes=self._conditions_on_attributes)
+        if not len(cols):
             return 0, 0
         held = 0
         previous = self.worklist.previous_verdicts()
@@ -254,28 +256,28 @@ class Correlator:
         version = time.time_ns()
         close = period_close_factor(now, self._closes)
         self.forecaster.refresh(now)
+        conf = self.settings.correlation
+        contexts = {
+            c: Context(now, c, health, queues, conf.dependency_error_rate, conf.dependency_min_errors)
+            for c in Criticality
+        }
+        facilities: dict[str, Facility] = {}
+        for f in self.settings.facilities:
+            facilities.setdefault(f.id, f)  # the first of an id, as Settings.facility finds it
         tx_rows: list[list[Any]] = []
         causes: list[list[Any]] = []
-        for (workflow_name, key), evs in events.items():
-            workflow = self.workflows.get(workflow_name)
-            if workflow is None:
+        for workflow_name, key, lo, hi in cols.transactions():
+            plan = self._plans.get(workflow_name)
+            if plan is None:
                 continue
-            facility_id = next((e.facility for e in evs if e.facility), "")
-            facility = self.settings.facility(facility_id)
+            facility_id = next((f for f in cols.facility[lo:hi] if f), "")
+            facility = facilities.get(facility_id)
             criticality = facility.criticality if facility else Criticality.NORMAL
-            ctx = Context(
-                now,
-                criticality,
-                health,
-                queues,
-                self.settings.correlation.dependency_error_rate,
-                self.settings.correlation.dependency_min_errors,
-            )
-            verdict = evaluate(workflow, evs, ctx)
+            verdict = judge(plan, cols, lo, hi, contexts[criticality])
             before = previous.get((workflow_name, key))
-            if arrived_after is not None and (before is None or before[2] not in STUCK):
+            if verdict.overdue and arrived_after is not None and (before is None or before[2] not in STUCK):
                 judged = verdict
-                verdict = _hold_while_catching_up(verdict, evs, arrived_after, self._late_after)
+                verdict = _hold_while_catching_up(verdict, cols.events(lo, hi), arrived_after, self._late_after)
                 held += verdict is not judged
             if (
                 verdict.state in STUCK
@@ -286,7 +288,7 @@ class Correlator:
                 metrics.DETECTION.observe(max(0.0, (min(now, utcnow()) - verdict.due_at).total_seconds()))
             tx_rows.append(
                 transaction_row(
-                    workflow,
+                    plan.workflow,
                     key,
                     verdict,
                     facility.name if facility else facility_id,
@@ -294,10 +296,12 @@ class Correlator:
                     now,
                     close,
                     version,
-                    self._forecast(workflow, verdict, facility_id, criticality),
+                    self._forecast(plan.workflow, verdict, facility_id, criticality),
+                    plan.sla(verdict.next_step, criticality),
                 )
             )
-            causes.extend(cause_rows(workflow_name, key, verdict, before, now, version))
+            if before is not None or verdict.state in STUCK:
+                causes.extend(cause_rows(workflow_name, key, verdict, before, now, version))
         _check(may_write)
         if tx_rows:
             self.store.insert("business_transactions", tx_rows, TRANSACTION_COLUMNS)

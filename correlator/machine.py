@@ -146,6 +146,22 @@ def evaluate(workflow: Workflow, events: Sequence[Event], ctx: Context) -> Verdi
         None,
         waiting_since=last_at,
     )
+    return judge_wait(verdict, last, after, frontier, next_step, ctx)
+
+
+def judge_wait(
+    verdict: Verdict,
+    last: Event | None,
+    after: list[Event],
+    frontier: list[Step],
+    next_step: Step | None,
+    ctx: Context,
+) -> Verdict:
+    """The verdict of a transaction waiting for `frontier` since its last progress `last` (None: since its
+    first event), from what happened since (`after`): failed, blocked, overdue (stalled or blocked) or
+    still in progress. Shared by evaluate() and the columnar fast path (correlator/columnar.py)."""
+    due = verdict.due_at
+    current = verdict.current_step
     cause = _failure(after) or _own_errors(after)
     if cause is not None:
         verdict.state = State.FAILED if cause.kind == CauseKind.TRANSFORMATION_FAILED else State.BLOCKED

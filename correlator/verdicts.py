@@ -14,6 +14,13 @@ from triage.settings import Workflow
 from triage.vocabulary import STUCK
 
 
+class Unknown:
+    """Not given: look it up."""
+
+
+UNKNOWN = Unknown()
+
+
 def transaction_row(
     workflow: Workflow,
     key: str,
@@ -24,10 +31,13 @@ def transaction_row(
     close: float,
     version: int,
     forecast: Forecast | None = None,
+    sla: float | None | Unknown = UNKNOWN,
 ) -> list[Any]:
-    """A row in correlator.transactions.TRANSACTION_COLUMNS order."""
-    step = next((s for s in workflow.steps if s.name == v.next_step), None)
-    sla = step.sla.for_criticality(criticality) if step and step.sla else None
+    """A row in correlator.transactions.TRANSACTION_COLUMNS order; `sla`, the next step's SLA for the
+    tier, when the caller has it at hand."""
+    if isinstance(sla, Unknown):
+        step = workflow.step(v.next_step)
+        sla = step.sla.for_criticality(criticality) if step and step.sla else None
     overdue = (now - v.due_at).total_seconds() if v.due_at else 0.0
     priority = score(v.state, criticality, v.value, overdue, sla, close)
     cause = v.cause

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from correlator.machine import Event
+from correlator.columnar import COLUMNS, EventColumns
 from triage.settings import Shard
 from triage.store import Store
 from triage.vocabulary import REJUDGED, State, names
@@ -34,36 +34,19 @@ INSERT INTO correlator_affected
 SELECT DISTINCT Workflow, Key FROM business_events
 WHERE At >= {start:DateTime64(9)} AND At <= {end:DateTime64(9)} AND __OWNED__
 """
-_EVENTS = """
-SELECT Workflow, Key, EventId, Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer,
+# The same rows as columns for the fast path (correlator/columnar.py): a delivery seen twice counts once.
+_EVENT_COLUMNS = """
+SELECT Workflow, Key, Step, At, Source, Service, TraceId, SpanKind, Status, Failure, Detail, Peer,
        Destination, MessageId, Facility, Value, Received__ATTRIBUTES__
 FROM business_events
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 ORDER BY Workflow, Key, At
+LIMIT 1 BY Workflow, Key, EventId
 """
 _PREVIOUS = """
 SELECT Workflow, Key, CauseKind, CauseComponent, State FROM business_transactions FINAL
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 """
-# business_events column → Event field
-_EVENT_FIELDS = {
-    "Step": "step",
-    "At": "at",
-    "Source": "source",
-    "Service": "service",
-    "TraceId": "trace_id",
-    "SpanKind": "span_kind",
-    "Status": "status",
-    "Failure": "failure",
-    "Detail": "detail",
-    "Peer": "peer",
-    "Destination": "destination",
-    "MessageId": "message_id",
-    "Facility": "facility",
-    "Value": "value",
-    "Attributes": "attributes",
-    "Received": "received",
-}
 
 
 class Worklist:
@@ -97,23 +80,14 @@ class Worklist:
         if replay is not None:
             self._command(_RANGE, {"start": replay[0], "end": replay[1]})
 
-    def load_events(self, attributes: bool = True) -> dict[tuple[str, str], list[Event]]:
-        """The worklist's events by (workflow, key), in time order; a delivery seen twice counts once.
-        Without `attributes` (no workflow has a condition on one) the events' attribute maps are not read."""
-        out: dict[tuple[str, str], list[Event]] = {}
-        seen: set[tuple[str, str, str]] = set()
-        result = self.store.query(self._sql(_EVENTS.replace("__ATTRIBUTES__", ", Attributes" if attributes else "")))
-        columns = result.column_names
-        for row in result.result_rows:
-            r = dict(zip(columns, row, strict=True))
-            ident = (r["Workflow"], r["Key"], r["EventId"])
-            if ident in seen:
-                continue
-            seen.add(ident)
-            values = {name: r[column] for column, name in _EVENT_FIELDS.items() if column in r}
-            values["failure"], values["value"] = bool(values["failure"]), float(values["value"])
-            out.setdefault((r["Workflow"], r["Key"]), []).append(Event(**values))
-        return out
+    def load_columns(self, attributes: bool = True) -> EventColumns:
+        """The worklist's events as columns, by transaction and in time order; a delivery seen twice
+        counts once. Without `attributes` the events' attribute maps are not read."""
+        sql = _EVENT_COLUMNS.replace("__ATTRIBUTES__", ", Attributes" if attributes else "")
+        result = self.store.query(self._sql(sql))
+        if not result.row_count:  # the embedded engine names no columns for an empty result
+            return EventColumns(**{name: [] for name in COLUMNS.values() if attributes or name != "attributes"})
+        return EventColumns(**{COLUMNS[n]: c for n, c in zip(result.column_names, result.result_columns, strict=True)})
 
     def previous_verdicts(self) -> dict[tuple[str, str], tuple[str, str, str]]:
         """The worklist's stored (cause kind, cause component, state) by (workflow, key)."""
