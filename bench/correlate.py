@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -102,6 +103,7 @@ def throughput(transactions: int, data_dir: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     states = _states(store)
     return {
+        "peak_rss_mb": _peak_rss_mb(),
         "spans": spans,
         "seconds": seconds,
         "spans_per_s": spans / seconds,
@@ -112,6 +114,11 @@ def throughput(transactions: int, data_dir: Path) -> dict[str, Any]:
         "in_progress": states.get("in_progress", 0),
         "states": states,
     }
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set so far (the embedded ClickHouse engine included), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def sharded(transactions: int, shards: int, data_dir: Path) -> dict[str, Any]:
@@ -269,7 +276,8 @@ def main() -> None:
     table.add_row(
         f"one cycle over {t['spans']:,.0f} spans / {t['transactions']:,.0f} transactions", f"{t['seconds']:.1f} s", ""
     )
-    table.add_row("spans correlated per second", f"{t['spans_per_s']:,.0f}", ">= 50,000")
+    table.add_row("spans correlated per second", f"{t['spans_per_s']:,.0f}", ">= 1,000,000")
+    table.add_row("peak RSS of the cycle's process (embedded store included)", f"{t['peak_rss_mb']:,.0f} MiB", "")
     if split:
         table.add_row(
             f"split over {split['shards']} shards: each shard's cycle",
@@ -286,12 +294,12 @@ def main() -> None:
     table.add_row(
         f"lag p50 / p95 at {args.rate} spans/s ({load['lag_samples']:,.0f} spans)",
         f"{load['lag_p50']:.2f} / {load['lag_p95']:.2f} s",
-        "p95 <= 5 s",
+        "p95 <= 1 s",
     )
     table.add_row(
         f"detection after SLA breach p50 / p95 ({load['detect_samples']:,.0f} transactions)",
         f"{load['detect_p50']:.2f} / {load['detect_p95']:.2f} s",
-        "<= 30 s",
+        "p95 <= 1 s",
     )
     Console().print(table)
     print(

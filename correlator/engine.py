@@ -1,7 +1,7 @@
 """The correlation loop: watermark-driven cycles of stitching (SQL) and state evaluation (Python).
 
-Each cycle reads what was ingested since the last watermark (minus an overlap for inserts that
-became visible late), stitches it into business events, re-evaluates every transaction those
+Each cycle reads what was ingested since the last watermark (now and then from an overlap before it,
+for inserts that became visible late), stitches it into business events, re-evaluates every transaction those
 events touch plus every open transaction whose next step is now due, writes the new states
 (ReplacingMergeTree by Version) and moves the watermark. Re-running a cycle changes nothing.
 """
@@ -140,6 +140,8 @@ class Correlator:
             s.when is not None and s.when.attributes for w in settings.workflows for s in w.steps
         )
         self._previous_hi = EPOCH
+        self._swept_at: float | None = None  # when the last sweep of the overlap ran (monotonic)
+        self._swept_wm: datetime | None = None  # and the watermark it started from
         # The history of waits is the store's, not a shard's: a worker's shards share one reader of it.
         self.forecaster = forecaster or Forecaster(store, settings)
 
@@ -168,10 +170,27 @@ class Correlator:
         now = now or utcnow()
         conf = self.settings.correlation
         wm = self.watermark()
-        lo = wm - timedelta(seconds=conf.overlap) if wm > EPOCH else EPOCH
+        sweep_began = time.monotonic()
+        lo, sweep = self._window_start(wm, conf.overlap)
         # The window follows the wall clock even when `now` (the time SLAs are judged at) is not.
         hi = min(now, utcnow()) - timedelta(seconds=conf.settle)
-        return self._cycle(lo, hi, now, None, arrived_after=wm, may_write=may_write)
+        result = self._cycle(lo, hi, now, None, arrived_after=wm, may_write=may_write)
+        if sweep:
+            self._swept_at, self._swept_wm = sweep_began, wm
+        return result
+
+    def _window_start(self, wm: datetime, overlap: float) -> tuple[datetime, bool]:
+        """Where a cycle's window starts, and whether it sweeps. Most cycles read only what arrived after the
+        watermark; once per `overlap` seconds (and first after start) a sweep reads again from `overlap`
+        before the watermark the previous sweep started from, so an insert that became visible up to
+        `overlap` after its ingest stamp is still stitched (at most `overlap` later), without every cycle
+        paying for re-reading the overlap."""
+        if wm <= EPOCH:
+            return EPOCH, True  # everything: as good as a sweep
+        if self._swept_at is not None and time.monotonic() - self._swept_at < overlap:
+            return wm, False
+        since = self._swept_wm if self._swept_wm is not None else wm
+        return min(since, wm) - timedelta(seconds=overlap), True
 
     def replay(self, start: datetime, end: datetime, now: datetime | None = None) -> CycleResult:
         """Rebuild the transactions of a time range from the raw data, whatever the watermark says."""
@@ -249,7 +268,7 @@ class Correlator:
         cols = self.worklist.load_columns(attributes=self._conditions_on_attributes)
         if not len(cols):
             return 0, 0
-        held = 0
+        held = judged = 0
         previous = self.worklist.previous_verdicts()
         health = self._health(now)
         queues = queue_infos(self.store, self.settings)
@@ -274,11 +293,12 @@ class Correlator:
             facility = facilities.get(facility_id)
             criticality = facility.criticality if facility else Criticality.NORMAL
             verdict = judge(plan, cols, lo, hi, contexts[criticality])
-            before = previous.get((workflow_name, key))
+            stored = previous.get((workflow_name, key))
+            before = stored.cause_and_state if stored is not None else None
             if verdict.overdue and arrived_after is not None and (before is None or before[2] not in STUCK):
-                judged = verdict
+                as_judged = verdict
                 verdict = _hold_while_catching_up(verdict, cols.events(lo, hi), arrived_after, self._late_after)
-                held += verdict is not judged
+                held += verdict is not as_judged
             if (
                 verdict.state in STUCK
                 and verdict.due_at
@@ -286,20 +306,24 @@ class Correlator:
                 and (before is None or before[2] not in STUCK)
             ):
                 metrics.DETECTION.observe(max(0.0, (min(now, utcnow()) - verdict.due_at).total_seconds()))
-            tx_rows.append(
-                transaction_row(
-                    plan.workflow,
-                    key,
-                    verdict,
-                    facility.name if facility else facility_id,
-                    criticality,
-                    now,
-                    close,
-                    version,
-                    self._forecast(plan.workflow, verdict, facility_id, criticality),
-                    plan.sla(verdict.next_step, criticality),
-                )
+            row = transaction_row(
+                plan.workflow,
+                key,
+                verdict,
+                facility.name if facility else facility_id,
+                criticality,
+                now,
+                close,
+                version,
+                self._forecast(plan.workflow, verdict, facility_id, criticality),
+                plan.sla(verdict.next_step, criticality),
             )
+            judged += 1
+            # A verdict the store already holds is not written again: re-judging what did not change (a
+            # re-read overlap, a due time checked) costs a read, not a new version of every row.
+            if stored is not None and stored.same_as(row):
+                continue
+            tx_rows.append(row)
             if before is not None or verdict.state in STUCK:
                 causes.extend(cause_rows(workflow_name, key, verdict, before, now, version))
         _check(may_write)
@@ -307,7 +331,8 @@ class Correlator:
             self.store.insert("business_transactions", tx_rows, TRANSACTION_COLUMNS)
         if causes:
             self.store.insert("transaction_causes", causes, CAUSE_COLUMNS)
-        return len(tx_rows), held
+        metrics.UNCHANGED.inc(judged - len(tx_rows))
+        return judged, held
 
     def _forecast(self, workflow: Workflow, verdict: Verdict, facility: str, criticality: str) -> Forecast | None:
         """The breach forecast of a transaction still in flight (correlator/forecast.py)."""

@@ -18,6 +18,10 @@ CYCLE_SECONDS = Histogram(
 )
 EVENTS = Counter("triage_correlator_events", "Business events written")
 EVALUATED = Counter("triage_correlator_transactions_evaluated", "Transactions re-evaluated")
+UNCHANGED = Counter(
+    "triage_correlator_transactions_unchanged",
+    "Transactions re-evaluated to the verdict already stored, so not written again",
+)
 ERRORS = Counter("triage_correlator_errors", "Correlation cycles that failed (retried next interval)")
 STUCK_BY_CAUSE = Gauge(
     "triage_stuck_transactions_by_cause",

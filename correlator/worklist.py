@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from correlator.columnar import COLUMNS, EventColumns
+from correlator.transactions import TRANSACTION_COLUMNS
 from triage.settings import Shard
 from triage.store import Store
 from triage.vocabulary import REJUDGED, State, names
@@ -43,8 +44,9 @@ WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 ORDER BY Workflow, Key, At
 LIMIT 1 BY Workflow, Key, EventId
 """
-_PREVIOUS = """
-SELECT Workflow, Key, CauseKind, CauseComponent, State FROM business_transactions FINAL
+# The stored verdicts of the worklist, every written column but the version (TRANSACTION_COLUMNS order).
+_PREVIOUS = f"""
+SELECT {", ".join(TRANSACTION_COLUMNS[:-1])} FROM business_transactions FINAL
 WHERE (Workflow, Key) IN (SELECT Workflow, Key FROM correlator_affected)
 """
 
@@ -89,6 +91,26 @@ class Worklist:
             return EventColumns(**{name: [] for name in COLUMNS.values() if attributes or name != "attributes"})
         return EventColumns(**{COLUMNS[n]: c for n, c in zip(result.column_names, result.result_columns, strict=True)})
 
-    def previous_verdicts(self) -> dict[tuple[str, str], tuple[str, str, str]]:
-        """The worklist's stored (cause kind, cause component, state) by (workflow, key)."""
-        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in self.store.query(self._sql(_PREVIOUS)).result_rows}
+    def previous_verdicts(self) -> dict[tuple[str, str], Stored]:
+        """The worklist's stored verdicts by (workflow, key)."""
+        return {(r[0], r[1]): Stored(tuple(r)) for r in self.store.query(self._sql(_PREVIOUS)).result_rows}
+
+
+class Stored:
+    """A transaction's stored verdict: its row of business_transactions without the version."""
+
+    __slots__ = ("row",)
+    _CAUSE = (TRANSACTION_COLUMNS.index("CauseKind"), TRANSACTION_COLUMNS.index("CauseComponent"))
+    _STATE = TRANSACTION_COLUMNS.index("State")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.row = row
+
+    @property
+    def cause_and_state(self) -> tuple[str, str, str]:
+        """(cause kind, cause component, state), as verdicts.cause_rows takes the previous verdict."""
+        return self.row[self._CAUSE[0]], self.row[self._CAUSE[1]], self.row[self._STATE]
+
+    def same_as(self, row: list[Any]) -> bool:
+        """Whether a new row (with its version last) says nothing the stored one does not."""
+        return len(row) == len(self.row) + 1 and all(a == b for a, b in zip(self.row, row, strict=False))
