@@ -1,12 +1,14 @@
 """Correlation speed: a cycle over 1M spans / 100k transactions, then lag and detection under load.
 
 Run: python bench/correlate.py [--transactions 100000] [--rate 5000] [--seconds 30] [--shards N]
+     [--interval 0.25] [--settle 0.25]
 
 (1) Throughput: 100k procure-to-pay transactions of 10 spans each (1M spans: requisition,
     approval, PO sent, and 7 internal spans without the key, so stitching by trace is needed)
     are generated inside ClickHouse into a fresh embedded store; one correlator cycle then
     stitches and evaluates them all. Prints spans/s, events/s and transactions/s.
-(2) Lag and detection: `triage serve` runs as its own process with the correlator every second;
+(2) Lag and detection: `triage serve` runs as its own process with the correlator every `--interval`
+    (default 0.25 s) and `--settle` (0.25 s);
     a load process sends `--rate` spans/s of new transactions over OTLP/HTTP for `--seconds`.
     Lag = first span sent → transaction visible in the API, p50/p95 over sampled transactions.
     One in ten transactions is never approved (SLA 10 s): detection = SLA breach → API says
@@ -183,7 +185,9 @@ def _load(url: str, rate: int, seconds: float) -> None:
             time.sleep(max(0.0, start + tick * 0.1 - time.monotonic()))
 
 
-def under_load(rate: int, seconds: float, data_dir: Path, config_file: Path) -> dict[str, float]:
+def under_load(
+    rate: int, seconds: float, data_dir: Path, config_file: Path, interval: float, settle: float
+) -> dict[str, float]:
     """Lag and detection latency against `triage serve` with its background correlator.
 
     Both are measured by the server itself, exactly as defined: per span, ingest → its
@@ -192,6 +196,7 @@ def under_load(rate: int, seconds: float, data_dir: Path, config_file: Path) -> 
     """
     # The approve span sits in the erp resource here; make the step match it by name alone.
     conf = json.loads(json.dumps(CONFIG))
+    conf["correlation"].update(interval=interval, settle=settle)
     conf["workflows"][0]["steps"][1]["match"] = {"span_name": "approve"}
     conf["workflows"][0]["steps"][2]["match"] = {"span_name": "send PO"}
     config_file.write_text(yaml.safe_dump(conf))
@@ -259,12 +264,16 @@ def main() -> None:
     parser.add_argument(
         "--shards", type=int, default=0, help="also time the cycle split over this many correlator shards (>= 2)"
     )
+    parser.add_argument(
+        "--interval", type=float, default=0.25, help="correlation.interval of the server under load (seconds)"
+    )
+    parser.add_argument("--settle", type=float, default=0.25, help="correlation.settle of the server under load")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="triage-bench-corr-"))
     try:
         t = throughput(args.transactions, work / "throughput")
         split = sharded(args.transactions, args.shards, work / "throughput") if args.shards > 1 else {}
-        load = under_load(args.rate, args.seconds, work / "load", work / "config.yaml")
+        load = under_load(args.rate, args.seconds, work / "load", work / "config.yaml", args.interval, args.settle)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if split and split["shard_states"] != t["states"]:
@@ -292,7 +301,8 @@ def main() -> None:
     table.add_row("business events per second", f"{t['events_per_s']:,.0f}", "")
     table.add_row("transactions evaluated per second", f"{t['transactions_per_s']:,.0f}", "")
     table.add_row(
-        f"lag p50 / p95 at {args.rate} spans/s ({load['lag_samples']:,.0f} spans)",
+        f"lag p50 / p95 at {args.rate} spans/s, interval {args.interval} s, settle {args.settle} s"
+        f" ({load['lag_samples']:,.0f} spans)",
         f"{load['lag_p50']:.2f} / {load['lag_p95']:.2f} s",
         "p95 <= 1 s",
     )
@@ -307,6 +317,9 @@ def main() -> None:
             {
                 "bench": "correlate",
                 **{k: round(v, 3) if isinstance(v, float) else v for k, v in {**t, **split, **load}.items()},
+                "rate": args.rate,
+                "interval": args.interval,
+                "settle": args.settle,
             }
         )
     )
