@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the demo's own modules load when it runs, not with every `t
     from simulator import Simulation, Summary
 
 _FLAGS = ("store", "host", "port", "otlp_http_port", "otlp_grpc_port", "log_level")
-DEFAULT_SPEED = 10.0
+DEFAULT_SPEED = 40.0
 DEFAULT_BACKFILL = "2d"
 
 
@@ -58,7 +58,7 @@ def register(
         type=float,
         default=env("TRIAGE_SPEED", str(DEFAULT_SPEED)),
         metavar="X",
-        help="simulated seconds per wall-clock second (default 10): SLAs and delays are divided by X",
+        help="simulated seconds per wall-clock second (default 40): SLAs and delays are divided by X",
     )
     demo.add_argument(
         "--truth",

@@ -1,6 +1,6 @@
 """How long a new user waits to see stuck work: `triage demo` start → first stuck transaction in the API.
 
-Run: python bench/demo_first_stuck.py [--speed 10] [--timeout 90]
+Run: python bench/demo_first_stuck.py [--speed 40] [--timeout 90]
 
 Runs `triage demo` twice as its own process (fresh data directory, free ports): as shipped
 (history of the last 2 days written first) and with `--backfill 0` (live traffic only). From the
@@ -91,7 +91,7 @@ def _items(client: httpx.Client, url: str, params: dict[str, Any]) -> list[dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument("--speed", type=float, default=40.0)
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args()
     runs = {

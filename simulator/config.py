@@ -28,7 +28,7 @@ DEFAULT_AMQP = "amqp://guest:guest@127.0.0.1:5672/"  # seconds between polls of 
 class DemoOptions:
     """How the demo runs (the flags beyond `serve`'s)."""
 
-    speed: float = 10.0
+    speed: float = 40.0
     duration: float | None = None
     truth: Path | None = None
     seed: int | None = None
@@ -49,7 +49,7 @@ def demo_config(
     """demo.yaml with every duration divided by `speed`, its queues on the chosen broker, its Kafka
     topics' exporter on `kafka_port` of loopback (a free one unless given), and a period close."""
     if speed <= 0:
-        raise ConfigError(f"--speed must be positive (given {speed}); 1 is real time, 10 the default")
+        raise ConfigError(f"--speed must be positive (given {speed}); 1 is real time, 40 the default")
     data = copy.deepcopy(read_yaml(DEMO_FILE))
     for workflow in data.get("workflows", []):
         for step in _written_steps(workflow.get("steps", [])):

@@ -32,10 +32,11 @@ from simulator.live import UNCONSUMED
 from simulator.scenario import FaultKind
 from simulator.transactions import BACKFILL, Transaction
 
-# Historic transactions start at least this long (wall seconds) before the live run, so that all
-# have ended: the slowest that completes (a PO waiting out a stopped consumer, then the committee
-# chair's leave) takes about an hour of simulated time, an hour of wall time at ×1.
-QUIET = 5400.0
+# Historic transactions start at least this long (simulated seconds, so SLOWEST / speed of wall time)
+# before the live run, so that all have ended: the slowest that completes (a PO that waits out the
+# outage, then the committee chair's leave; a supplier review behind its backlog) takes under two
+# hours of simulated time.
+SLOWEST = 2 * 3600.0
 CONSUME_DELAY = (2.0, 30.0)  # simulated seconds a consumer takes to pick a historic message up
 # Decisions a recurring fault makes (Estate.happens' `live`) rather than chance: in history as live.
 FAULTED = frozenset({"approval_saas_down", "capital_pending", "ledger_failed"})
@@ -70,7 +71,7 @@ class HistoryEstate(Estate):
         for name, flow in flows.items():
             count = int(scenario.backfill.rates.get(name, 0.0) * seconds / 3600.0)
             for _ in range(count):
-                start = rng.uniform(first, end - QUIET)
+                start = rng.uniform(first, end - SLOWEST / speed)
                 self.at_ns = int(start * 1e9)
                 tx = flow.create(self, keys.new(name))
                 tx.fate = flow.history_fate(self, tx, end - start)

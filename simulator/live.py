@@ -17,7 +17,7 @@ from simulator.transactions import LIVE, Transaction
 log = logging.getLogger("triage.simulator")
 # Queues nothing consumes: messages parked there wait for a person.
 UNCONSUMED = frozenset({"invoice-retries"})
-LATE = (20.0, 40.0)  # simulated seconds a late delivery is held back
+LATE = (80.0, 160.0)  # simulated seconds a late delivery is held back
 
 
 class LiveEstate(Estate):

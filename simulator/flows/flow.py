@@ -11,10 +11,12 @@ from simulator.transactions import Transaction
 from triage.settings import Settings, Workflow
 
 # Simulated seconds between a failed call and its retry, and before a person looks again.
-RETRY = 30.0
-RECHECK = 60.0
-# A healthy step takes this share of its SLA.
-PACE = (0.12, 0.45)
+RETRY = 120.0
+RECHECK = 240.0
+# A healthy step takes this share of its SLA: SLAs are set with headroom, five to twenty times what
+# the step takes when all is well (so an at-risk wait can be told from a healthy one well before the
+# SLA passes).
+PACE = (0.05, 0.2)
 
 
 class Flow:
@@ -28,10 +30,10 @@ class Flow:
         self.facility_ids = [f.id for f in business.facilities]
 
     def sla(self, step: str, criticality: str) -> float:
-        """The step's SLA for a facility tier, in simulated seconds (60 when it has none)."""
+        """The step's SLA for a facility tier, in simulated seconds (4 minutes when it has none)."""
         found = next(s for s in self.workflow.steps if s.name == step)
         value = found.sla.for_criticality(criticality) if found.sla else None
-        return value if value is not None else 60.0
+        return value if value is not None else 240.0
 
     def pace(self, run: Estate, tx: Transaction, step: str) -> float:
         """How long a healthy transaction takes to reach `step`: well within its SLA."""

@@ -16,8 +16,8 @@ from simulator.flows.flow import RETRY, Flow, amount
 from simulator.telemetry import SpanRef
 from simulator.transactions import Transaction
 
-TIMEOUT = 30.0  # simulated seconds before a ledger posting gives up
-SLOW = 40.0  # simulated seconds a posting takes while the ledger is slow
+TIMEOUT = 120.0  # simulated seconds before a ledger posting gives up
+SLOW = 160.0  # simulated seconds a posting takes while the ledger is slow
 _ROUTER = "com.mirth.connect.server.controllers.DonkeyEngineController"
 
 

@@ -31,7 +31,7 @@ _TRANSFORMER = "com.mirth.connect.server.transformers.JavaScriptTransformer"
 _DISPATCHER = "com.mirth.connect.connectors.http.HttpDispatcher"
 COMMITTEE = "capital-committee"
 WAREHOUSE_SHARE = 0.4  # POs delivered to the central warehouse, received by its batch
-BATCH_EVERY = 120.0  # simulated seconds between runs of the receiving batch ("nightly", compressed)
+BATCH_EVERY = 480.0  # simulated seconds between runs of the receiving batch ("nightly", compressed)
 
 
 class ProcureToPay(Flow):

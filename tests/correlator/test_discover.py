@@ -316,7 +316,7 @@ def test_discovery_says_what_it_did_not_find(estate: tuple[LiveServer, list[Requ
 
 # -- the demo's estate ------------------------------------------------------------------------------
 
-DEMO_HOURS = 5.0
+DEMO_HOURS = 6.0
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """`triage demo` as a new user runs it, held to its own ground truth.
 
 The demo runs as a subprocess (its own embedded store, free ports, RabbitMQ when it answers) at
-×20 speed. Near the end the test takes the ground truth the moment it is rewritten and, at once,
+×80 speed. Near the end the test takes the ground truth the moment it is rewritten and, at once,
 every transaction the API lists; it prints precision and recall of stuck-work detection and the
 accuracy of the cause kind per workflow, and holds each to 0.95. Transactions whose expected
 answer changes within a few seconds of the truth's time (`settled: false`) are left out: Triage
@@ -26,9 +26,9 @@ from tests.conftest import free_port
 from tests.simulator.scoring import Score, fetch_transactions, read_truth, score, table
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEED = 20
+SPEED = 80
 DURATION = 75
-COMPARE_AT = 52  # seconds after the API answers: 17 simulated minutes, every scripted fault played
+COMPARE_AT = 52  # seconds after the API answers: 69 simulated minutes, every scripted fault played
 TARGET = 0.95
 
 

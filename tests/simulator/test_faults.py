@@ -60,9 +60,22 @@ def test_random_outages_come_from_the_seed() -> None:
     assert fault is not None and fault.status == 500 and "random" in fault.name
 
 
-def test_the_shipped_scenario_is_valid_and_plays_every_fault_in_the_first_minutes() -> None:
+def test_the_shipped_scenario_is_valid_and_plays_every_fault_in_its_first_hour() -> None:
     schedule = FaultSchedule(load_scenario(), seed=1)
-    seen = set().union(*(names(schedule, t) for t in range(0, 15 * 60, 10)))
+    seen = set().union(*(names(schedule, t) for t in range(0, 60 * 60, 10)))
     kinds = {f.kind for f in load_scenario().faults}
     assert kinds == {"approver_on_leave", "mapping_failure", "consumer_stopped", "outage", "slow_dependency"}
     assert {f.name for f in load_scenario().faults} <= seen
+
+
+def test_recurring_faults_were_on_in_the_past_on_the_same_cycle() -> None:
+    """What history meets: a scripted fault with an end, on the cycle, before the run too (with the time it
+    goes off); a fault without one is a fate in history, not a recurring fault."""
+    schedule = FaultSchedule(load_scenario(), seed=1)
+    cycle = load_scenario().cycle
+    on = schedule.recurring("outage", "approval-saas", 15 * 60)
+    assert on is not None and on[0].name == "approval-saas returns 503" and on[1] == 28 * 60
+    back = schedule.recurring("outage", "approval-saas", 15 * 60 - 3 * cycle)
+    assert back is not None and back[1] == 28 * 60 - 3 * cycle
+    assert schedule.recurring("outage", "approval-saas", 30 * 60 - cycle) is None
+    assert schedule.recurring("approver_on_leave", "MRC-OR", -3600) is None  # on for good: a fate in history

@@ -13,7 +13,7 @@ from simulator.truth import HealthLedger, Judge, Wait
 from triage.settings import Settings
 
 T0 = 1_800_000_000.0
-SPEED = 10.0  # the demo's SLAs divided by it: budget approval at a critical facility 18 s, PO created 12 s
+SPEED = 40.0  # the demo's SLAs divided by it: budget approval at a critical facility 18 s, PO created 12 s
 
 
 def ob(at: float, step: str, failure: bool = False) -> Observation:

@@ -13,7 +13,7 @@ from triage.settings import Settings
 
 @pytest.fixture(scope="module")
 def observer() -> Observer:
-    return Observer(Settings.model_validate(demo_config(10, "t", None, date(2027, 1, 14))))
+    return Observer(Settings.model_validate(demo_config(40, "t", None, date(2027, 1, 14))))
 
 
 def span(observer: Observer, name: str, service: str, kind: str = "Server", error: str | None = None, **attrs: object):

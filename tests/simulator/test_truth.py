@@ -17,7 +17,7 @@ from simulator.truth import HealthLedger, Judge, Margins
 from triage.settings import Settings
 
 T0 = 1_800_000_000.0  # seconds since the epoch: the histories below start here
-SPEED = 10.0
+SPEED = 40.0
 
 
 @pytest.fixture(scope="module")
