@@ -1,5 +1,6 @@
 """The overview's transaction figures from the snapshots of migration 0017 (dashboards/queries/snapshots.py):
-counts by state from `transaction_rollup`, stuck and at-risk transactions from `transactions_attention`.
+counts by state and cause groups from `transaction_rollup`, the lists of stuck and at-risk transactions
+from `transactions_attention`.
 
 They give what the read model's state_counts, cause_groups and list_transactions give over
 `business_transactions FINAL` (correlator/transactions.py, the reference tests/dashboards/test_aggregates.py
@@ -42,13 +43,14 @@ WHERE {_ROLLUP_WHERE}
 GROUP BY Workflow, State, Criticality
 ORDER BY Workflow, State, Criticality
 """
+# Stuck transactions count whenever they started, so a cause group depends on the equality filters only.
 CAUSE_GROUPS = f"""
-SELECT Workflow, CauseKind, CauseComponent, count() AS n, sum(Value) AS value, min(CauseSince) AS since,
-       countIf(Criticality = {{critical:String}}) AS critical, groupUniqArray(10)(FacilityName) AS facilities,
-       argMax(CauseDetail, Priority) AS detail, argMax(Key, Priority) AS top_key,
-       groupArraySorted(5)((-Priority, Key)) AS top
-FROM transactions_attention
-WHERE has({{stuck:Array(String)}}, State) AND {_ROWS_WHERE}
+SELECT Workflow, CauseKind, CauseComponent, sum(Transactions) AS n, sum(Value) AS value, min(OldestCause) AS since,
+       sumIf(Transactions, Criticality = {{critical:String}}) AS critical,
+       groupUniqArrayMerge(10)(FacilityNames) AS facilities, argMaxMerge(TopDetail) AS detail,
+       argMaxMerge(TopKey) AS top_key, groupArraySortedMerge(5)(Top) AS top
+FROM transaction_rollup
+WHERE has({{stuck:Array(String)}}, State) AND {_MATCH}
 GROUP BY Workflow, CauseKind, CauseComponent
 ORDER BY n DESC, value DESC
 LIMIT {{limit:UInt32}}
@@ -91,7 +93,7 @@ def state_counts(store: Store, where: TransactionFilter, window: int) -> list[St
 
 def cause_groups(store: Store, where: TransactionFilter, limit: int = 10) -> list[CauseGroup]:
     """Stuck transactions grouped by workflow, cause and component, largest group first."""
-    ensure_fresh(store, "transactions_attention_mv")
+    ensure_fresh(store, "transaction_rollup_mv")
     out = []
     for r in store.query(CAUSE_GROUPS, {**where.params(), "limit": limit}).result_rows:
         workflow, kind, component, n, value, since = r[0], r[1], r[2], int(r[3]), float(r[4]), r[5]

@@ -33,7 +33,7 @@ LIMIT 50000
 SERVICE_LATENCY = """
 SELECT ServiceName, toStartOfInterval(Minute, toIntervalSecond({bucket:UInt32})) AS t,
        sum(Calls) AS calls, sum(Errors) AS errors,
-       if(grouping(t) = 1, quantileMerge(0.95)(Duration) / 1e9, 0) AS p95_seconds,
+       if(grouping(t) = 1, quantileTDigestMerge(0.95)(Duration) / 1e9, 0) AS p95_seconds,
        if(grouping(t) = 1, argMaxIfMerge(LastError), '') AS last_error,
        grouping(t) AS whole
 FROM otel_traces_service_minutes

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS otel_traces_service_minutes ${ON_CLUSTER} (
     ServiceName LowCardinality(String),
     Calls SimpleAggregateFunction(sum, UInt64),
     Errors SimpleAggregateFunction(sum, UInt64),
-    Duration AggregateFunction(quantile(0.95), UInt64),
+    Duration AggregateFunction(quantileTDigest(0.95), UInt64),
     LastError AggregateFunction(argMaxIf, String, DateTime64(9), UInt8)
 ) ENGINE = ${Replicated}AggregatingMergeTree
 PARTITION BY toDate(Minute)
@@ -32,7 +32,7 @@ SETTINGS ttl_only_drop_parts = 1;
 CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_service_minutes_mv ${ON_CLUSTER}
 TO otel_traces_service_minutes
 AS SELECT toStartOfMinute(Timestamp) AS Minute, ServiceName, count() AS Calls,
-       countIf(StatusCode = 'Error') AS Errors, quantileState(0.95)(Duration) AS Duration,
+       countIf(StatusCode = 'Error') AS Errors, quantileTDigestState(0.95)(Duration) AS Duration,
        argMaxIfState(StatusMessage, Timestamp, toUInt8(StatusCode = 'Error')) AS LastError
 FROM otel_traces
 WHERE SpanKind IN ('Server', 'Client', 'Consumer')
@@ -62,6 +62,8 @@ GROUP BY Minute, Peer;
 
 -- Transactions by everything the overview and workflow pages filter and group on. Started: the shortest
 -- dashboard range (seconds) that holds StartedAt, 4294967295 for older ones (counted only while stuck).
+-- The -State columns hold what the overview's cause groups show of their stuck transactions (the
+-- highest-priority ones' detail and keys, facility names), merged across rows by the page.
 CREATE TABLE IF NOT EXISTS transaction_rollup ${ON_CLUSTER} (
     RefreshedAt DateTime64(9),
     Workflow LowCardinality(String),
@@ -77,7 +79,11 @@ CREATE TABLE IF NOT EXISTS transaction_rollup ${ON_CLUSTER} (
     Transactions UInt64,
     Value Float64,
     Overdue UInt64,
-    OldestCause Nullable(DateTime64(9))
+    OldestCause Nullable(DateTime64(9)),
+    FacilityNames AggregateFunction(groupUniqArray(10), String),
+    TopDetail AggregateFunction(argMax, String, Float64),
+    TopKey AggregateFunction(argMax, String, Float64),
+    Top AggregateFunction(groupArraySorted(5), Tuple(Float64, String))
 ) ENGINE = MergeTree
 ORDER BY (Workflow, State, Criticality, Facility)
 TTL toDateTime(RefreshedAt) + toIntervalDay(${BUSINESS_TTL_DAYS});
@@ -90,11 +96,13 @@ AS SELECT now64(9) AS RefreshedAt, Workflow, Facility, any(FacilityName) AS Faci
        arrayFirst(w -> StartedAt >= RefreshedAt - toIntervalSecond(w), [3600, 21600, 86400, 604800, 2592000, 4294967295])
            AS Started,
        count() AS Transactions, sum(Value) AS Value, countIf(DueAt IS NOT NULL AND DueAt < RefreshedAt) AS Overdue,
-       min(CauseSince) AS OldestCause
-FROM business_transactions FINAL
+       min(CauseSince) AS OldestCause, groupUniqArrayStateIf(10)(Name, stuck) AS FacilityNames,
+       argMaxStateIf(CauseDetail, Priority, stuck) AS TopDetail, argMaxStateIf(Key, Priority, stuck) AS TopKey,
+       groupArraySortedStateIf(5)((-Priority, Key), stuck) AS Top
+FROM (SELECT *, FacilityName AS Name, State IN ('stalled', 'blocked', 'failed') AS stuck FROM business_transactions FINAL)
 GROUP BY Workflow, Facility, Criticality, State, CurrentStep, NextStep, CauseKind, CauseComponent, Started;
 
--- The transactions the overview lists and groups: every stuck one, and those in progress with a breach
+-- The transactions the overview lists: every stuck one, and those in progress with a breach
 -- forecast (at risk from RiskAt until DueAt), whole rows as the read model has them.
 CREATE TABLE IF NOT EXISTS transactions_attention ${ON_CLUSTER} (
     RefreshedAt DateTime64(9),
@@ -152,7 +160,7 @@ ORDER BY (Workflow, Window, Kind, Bucket)
 TTL toDateTime(RefreshedAt) + toIntervalDay(${BUSINESS_TTL_DAYS});
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS transaction_flow_mv ${ON_CLUSTER}
-REFRESH EVERY 30 SECOND
+REFRESH EVERY 120 SECOND
 TO transaction_flow
 AS SELECT now64(9) AS RefreshedAt, Workflow, Facility, Criticality, w.1 AS Window, kind AS Kind,
        -- toStartOfInterval(t, b seconds), which wants a constant b
@@ -215,7 +223,7 @@ GROUP BY Workflow, Window, FromStep, ToStep;
 -- last and only into an empty table, so that a migration retried after a failure does not count them twice.
 INSERT INTO otel_traces_service_minutes
 SELECT toStartOfMinute(Timestamp) AS Minute, ServiceName, count(), countIf(StatusCode = 'Error'),
-       quantileState(0.95)(Duration), argMaxIfState(StatusMessage, Timestamp, toUInt8(StatusCode = 'Error'))
+       quantileTDigestState(0.95)(Duration), argMaxIfState(StatusMessage, Timestamp, toUInt8(StatusCode = 'Error'))
 FROM otel_traces
 WHERE SpanKind IN ('Server', 'Client', 'Consumer') AND (SELECT count() FROM otel_traces_service_minutes) = 0
 GROUP BY Minute, ServiceName;
