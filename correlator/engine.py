@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -85,6 +85,29 @@ def _hold_while_catching_up(verdict: Verdict, events: list[Event], arrived_after
     if not any(e.received is not None and e.received - e.at >= late for e in fresh):
         return verdict
     return replace(verdict, state=State.IN_PROGRESS, cause=None, overdue=False)
+
+
+class _OnFirstUse(Mapping[str, Health]):
+    """Dependency health read from the store when a verdict first asks for it: only an overdue transaction
+    does, and most cycles judge none, so most cycles skip the scan of recent spans."""
+
+    def __init__(self, load: Callable[[], dict[str, Health]]) -> None:
+        self._load = load
+        self._health: dict[str, Health] | None = None
+
+    def _loaded(self) -> dict[str, Health]:
+        if self._health is None:
+            self._health = self._load()
+        return self._health
+
+    def __getitem__(self, service: str) -> Health:
+        return self._loaded()[service]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 class LeaseLost(Exception):
@@ -270,7 +293,7 @@ class Correlator:
             return 0, 0
         held = judged = 0
         previous = self.worklist.previous_verdicts()
-        health = self._health(now)
+        health = _OnFirstUse(lambda: self._health(now))
         queues = queue_infos(self.store, self.settings)
         version = time.time_ns()
         close = period_close_factor(now, self._closes)

@@ -89,8 +89,8 @@ class Context:
 
     now: datetime
     criticality: str
-    health: dict[str, Health]
-    queues: dict[str, QueueInfo]
+    health: Mapping[str, Health]
+    queues: Mapping[str, QueueInfo]
     error_rate: float = 0.2
     min_errors: int = 3
 

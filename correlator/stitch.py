@@ -92,10 +92,15 @@ INNER JOIN (SELECT TraceId, {MESSAGE_ID} AS mid FROM otel_traces
     ON p.mid = c.mid
 WHERE p.TraceId != c.TraceId
 """
+# The keys of the traces that hops of this cycle's traces start from: the join reads only those, not every
+# key of the store (a hash join holds its whole right side).
+_HOP_SOURCES = f"(SELECT FromTrace FROM trace_edges WHERE FromTrace IN {_TOUCHED} OR ToTrace IN {_TOUCHED})"
 _PROPAGATE = f"""
 INSERT INTO trace_keys (TraceId, Workflow, Key, Via, FirstSeen)
 SELECT e.ToTrace, k.Workflow, k.Key, 'hop', min(k.FirstSeen)
-FROM trace_edges AS e INNER JOIN trace_keys AS k ON k.TraceId = e.FromTrace
+FROM trace_edges AS e
+INNER JOIN (SELECT TraceId, Workflow, Key, FirstSeen FROM trace_keys WHERE TraceId IN {_HOP_SOURCES}) AS k
+    ON k.TraceId = e.FromTrace
 WHERE (e.FromTrace IN {_TOUCHED} OR e.ToTrace IN {_TOUCHED}) AND __OWNED_K__
 GROUP BY e.ToTrace, k.Workflow, k.Key
 """
