@@ -1,8 +1,9 @@
 """The correlation loop: watermark-driven cycles of stitching (SQL) and state evaluation (Python).
 
-Each cycle reads what was ingested since the last watermark (now and then from an overlap before it,
-for inserts that became visible late), stitches it into business events, re-evaluates every transaction those
-events touch plus every open transaction whose next step is now due, writes the new states
+Each cycle reads what was ingested since the last watermark (and, when a sweep finds rows that became
+visible late, from before it: correlator/windows.py), stitches it into business events, re-evaluates
+every transaction those events touch plus every open transaction whose next step is now due, writes
+the new states
 (ReplacingMergeTree by Version) and moves the watermark. Re-running a cycle changes nothing.
 """
 
@@ -26,6 +27,7 @@ from correlator.queues import queue_infos
 from correlator.stitch import Stitcher
 from correlator.transactions import CAUSE_COLUMNS, TRANSACTION_COLUMNS
 from correlator.verdicts import cause_rows, transaction_row
+from correlator.windows import ReadWindows, to_millisecond
 from correlator.worklist import Worklist
 from triage.health import TaskHealth
 from triage.settings import Facility, Settings, Shard, Workflow
@@ -163,8 +165,7 @@ class Correlator:
             s.when is not None and s.when.attributes for w in settings.workflows for s in w.steps
         )
         self._previous_hi = EPOCH
-        self._swept_at: float | None = None  # when the last sweep of the overlap ran (monotonic)
-        self._swept_wm: datetime | None = None  # and the watermark it started from
+        self.windows = ReadWindows(store, settings.correlation.overlap)
         # The history of waits is the store's, not a shard's: a worker's shards share one reader of it.
         self.forecaster = forecaster or Forecaster(store, settings)
 
@@ -193,27 +194,12 @@ class Correlator:
         now = now or utcnow()
         conf = self.settings.correlation
         wm = self.watermark()
-        sweep_began = time.monotonic()
-        lo, sweep = self._window_start(wm, conf.overlap)
         # The window follows the wall clock even when `now` (the time SLAs are judged at) is not.
-        hi = min(now, utcnow()) - timedelta(seconds=conf.settle)
+        hi = to_millisecond(min(now, utcnow()) - timedelta(seconds=conf.settle))
+        lo = self.windows.start(wm, hi)
         result = self._cycle(lo, hi, now, None, arrived_after=wm, may_write=may_write)
-        if sweep:
-            self._swept_at, self._swept_wm = sweep_began, wm
+        self.windows.done()
         return result
-
-    def _window_start(self, wm: datetime, overlap: float) -> tuple[datetime, bool]:
-        """Where a cycle's window starts, and whether it sweeps. Most cycles read only what arrived after the
-        watermark; once per `overlap` seconds (and first after start) a sweep reads again from `overlap`
-        before the watermark the previous sweep started from, so an insert that became visible up to
-        `overlap` after its ingest stamp is still stitched (at most `overlap` later), without every cycle
-        paying for re-reading the overlap."""
-        if wm <= EPOCH:
-            return EPOCH, True  # everything: as good as a sweep
-        if self._swept_at is not None and time.monotonic() - self._swept_at < overlap:
-            return wm, False
-        since = self._swept_wm if self._swept_wm is not None else wm
-        return min(since, wm) - timedelta(seconds=overlap), True
 
     def replay(self, start: datetime, end: datetime, now: datetime | None = None) -> CycleResult:
         """Rebuild the transactions of a time range from the raw data, whatever the watermark says."""

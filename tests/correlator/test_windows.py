@@ -1,5 +1,6 @@
-"""Which rows a cycle reads: only what arrived after the watermark, and now and then a sweep of the
-overlap before it, which still finds an insert that became visible after a cycle had read past its stamp."""
+"""Which rows a cycle reads (correlator/windows.py): only what arrived after the watermark; a sweep
+once per overlap still finds an insert that became visible after a cycle had read past its stamp, and
+reads nothing again when no window gained rows."""
 
 from __future__ import annotations
 
@@ -39,11 +40,25 @@ def test_a_late_visible_insert_is_found_by_the_next_sweep_and_other_cycles_read_
     # Stamped before the watermark: an insert that was in flight when the first cycle read past its stamp.
     _span(store, "4500000002", first.window_end - timedelta(seconds=0.3))
     second = correlator.run_once()
-    # No re-read of the overlap: it starts at the watermark (stored to the millisecond).
-    assert timedelta(0) <= first.window_end - second.window_start < timedelta(milliseconds=1)
+    assert second.window_start == first.window_end  # no re-read of the overlap
     assert get_transaction(store, "procure_to_pay", "4500000002") is None
     time.sleep(OVERLAP)
     sweep = correlator.run_once()
     assert sweep.window_start <= first.window_end - timedelta(seconds=OVERLAP)
     found = get_transaction(store, "procure_to_pay", "4500000002")
     assert found is not None and found.current_step == "requisition"
+    # The next sweep finds every window as it was read: it reads only what is new.
+    time.sleep(OVERLAP)
+    _span(store, "4500000003", datetime.now(UTC))
+    time.sleep(0.1)
+    quiet = correlator.run_once()
+    assert quiet.window_start == sweep.window_end and quiet.touched_traces == 1
+    assert get_transaction(store, "procure_to_pay", "4500000003") is not None
+    # A window that gained a row since it was read is read again by the next sweep, found by its count.
+    _span(store, "4500000004", quiet.window_end - timedelta(seconds=0.3))
+    assert correlator.run_once().window_start == quiet.window_end
+    assert get_transaction(store, "procure_to_pay", "4500000004") is None
+    time.sleep(OVERLAP)
+    again = correlator.run_once()
+    assert again.window_start < quiet.window_end - timedelta(seconds=0.3)
+    assert get_transaction(store, "procure_to_pay", "4500000004") is not None
