@@ -9,7 +9,6 @@ compares them with), as of the snapshot: a range is measured back from the snaps
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from correlator import CauseGroup, StateCount, Transaction, TransactionFilter
@@ -131,9 +130,3 @@ def hurt_rows(store: Store) -> list[tuple[str, str, str, int, float, int]]:
     ensure_fresh(store, "transactions_attention_mv")
     rows = store.query(HURT, {"stuck": names(STUCK)}).result_rows
     return [(r[0], r[1], r[2], int(r[3]), float(r[4]), int(r[5])) for r in rows]
-
-
-def refreshed_at(store: Store) -> datetime | None:
-    """When the transaction snapshot the overview shows was taken (None: not yet)."""
-    rows = store.query("SELECT max(RefreshedAt) FROM transaction_rollup").result_rows
-    return rows[0][0] if rows and rows[0][0] and rows[0][0].year > 1970 else None

@@ -10,23 +10,23 @@ follows every write. Cluster stores refresh on each node by the timer alone.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from triage.store import Store
 
 log = logging.getLogger("triage.dashboards")
 
-# view → the tables it reads
-VIEWS: dict[str, tuple[str, ...]] = {
-    "transaction_rollup_mv": ("business_transactions",),
-    "transactions_attention_mv": ("business_transactions",),
-    "transaction_flow_mv": ("business_transactions",),
-    "workflow_transitions_mv": ("business_events",),
+# view → (the snapshot table it replaces, the tables it reads)
+VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "transaction_rollup_mv": ("transaction_rollup", ("business_transactions",)),
+    "transactions_attention_mv": ("transactions_attention", ("business_transactions",)),
+    "transaction_flow_mv": ("transaction_flow", ("business_transactions",)),
+    "workflow_transitions_mv": ("workflow_transitions", ("business_events",)),
 }
 # A refresh that took at most this long is run on a read that finds the snapshot behind the store.
 CHEAP_REFRESH_MS = 250
 _STATUS = """
-SELECT view, last_refresh_time, last_success_duration_ms
+SELECT view, last_success_duration_ms
 FROM system.view_refreshes
 WHERE database = currentDatabase() AND view IN {views:Array(String)}
 """
@@ -41,14 +41,26 @@ def ensure_fresh(store: Store, *views: str) -> None:
     """Refresh each of `views` that is behind the tables it reads, when refreshing it is cheap."""
     if store.cluster:
         return
-    status = {r[0]: (r[1], r[2]) for r in store.query(_STATUS, {"views": list(views)}).result_rows}
-    tables = sorted({t for v in views for t in VIEWS[v]})
+    took = {r[0]: r[1] for r in store.query(_STATUS, {"views": list(views)}).result_rows}
+    tables = sorted({t for v in views for t in VIEWS[v][1]})
     changed: dict[str, datetime] = {r[0]: r[1] for r in store.query(_CHANGED, {"tables": tables}).result_rows}
     for view in views:
-        refreshed, took_ms = status.get(view, (None, None))
-        newest = max((changed[t] for t in VIEWS[view] if t in changed), default=None)
-        behind = refreshed is None or (newest is not None and newest >= refreshed)
-        if not behind or (took_ms is not None and took_ms > CHEAP_REFRESH_MS):
+        snapshot, sources = VIEWS[view]
+        took_ms = took.get(view)
+        if took_ms is not None and took_ms > CHEAP_REFRESH_MS:
+            continue
+        newest = max((changed[t] for t in sources if t in changed), default=None)
+        if newest is None:
+            continue
+        # Every row of a snapshot carries the time its refresh began reading; a part written in that
+        # second or later may be missing from it (part times are whole seconds).
+        rows = store.query(f"SELECT RefreshedAt FROM {snapshot} LIMIT 1").result_rows
+        if rows and _utc(newest) < _utc(rows[0][0]).replace(microsecond=0):
             continue
         store.command(f"SYSTEM REFRESH VIEW {view}")
         store.command(f"SYSTEM WAIT VIEW {view}")
+
+
+def _utc(at: datetime) -> datetime:
+    """A naive UTC time (the store returns naive server-time or aware values by column type)."""
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
