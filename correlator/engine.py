@@ -158,6 +158,7 @@ class Correlator:
         # One cycle at a time: cycles share the scratch tables (a replay may come from the API).
         self._lock = threading.Lock()
         self._last_full = 0.0
+        self._last_full_now: datetime | None = None  # the judging clock at the last re-judgement of stuck work
         self.health = TaskHealth("correlator")
         # Telemetry stored this much after its own time is late, not merely batched on its way.
         self._late_after = timedelta(seconds=LATE_AFTER)
@@ -236,11 +237,19 @@ class Correlator:
         cycle_start: datetime = self.store.query("SELECT now64(3)").result_rows[0][0]
         stats = self.stitcher.run(lo, hi, since, by_event_time=replay is not None)
         s = self.store
-        # Stuck transactions are re-judged now and then (their cause may change with dependency
-        # health); open ones whose next step fell due are judged every cycle.
-        rejudge = replay is not None or time.monotonic() - self._last_full >= self.settings.correlation.reevaluate
+        # Stuck transactions are re-judged now and then (their cause may change with dependency health, their
+        # priority with how long they have been stuck); open ones whose next step fell due are judged every
+        # cycle. "Now and then" is every `reevaluate` seconds of the wall clock or of the judging clock, which
+        # is the same in a server: a cycle judged at a later `now` (a test, a replay's clock) re-judges them,
+        # or their priorities would be of another time than those judged beside them.
+        every = self.settings.correlation.reevaluate
+        rejudge = (
+            replay is not None
+            or time.monotonic() - self._last_full >= every
+            or (self._last_full_now is not None and (now - self._last_full_now).total_seconds() >= every)
+        )
         if rejudge:
-            self._last_full = time.monotonic()
+            self._last_full, self._last_full_now = time.monotonic(), now
         self.worklist.collect(cycle_start, now, rejudge_stuck=rejudge, replay=replay)
         # What arrived after the last cycle's window is new to this one (a replay holds nothing back).
         evaluated, held = self._evaluate(now, arrived_after, may_write)
