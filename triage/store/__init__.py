@@ -44,6 +44,9 @@ class Store:
         self._local = threading.local()
         self._database_ready = False
         self._lock = threading.Lock()
+        # Derived objects whose lost definition was set aside at open (triage/store/repair.py): the migrations
+        # that create them are applied again.
+        self.rebuild: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -86,7 +89,7 @@ class Store:
         t = self.target
         try:
             if t.embedded:
-                return clickhouse_connect.get_client(interface="chdb", path=t.path, database=database, tz_mode="aware")
+                return self._open_embedded(database)
             return clickhouse_connect.get_client(
                 # On a cluster: subqueries over the correlator's node-local scratch tables run where they
                 # are (GLOBAL IN/JOIN), and an insert into a Distributed table is on its shards on return.
@@ -105,6 +108,23 @@ class Store:
                 f"cannot open the store at {t.describe()}: {exc}. Check the --store DSN "
                 "(TRIAGE_STORE) and that the data directory or server is reachable."
             ) from exc
+
+    def _open_embedded(self, database: str | None) -> Client:
+        from triage.store.repair import set_aside_empty_definitions
+
+        def connect() -> Client:
+            return clickhouse_connect.get_client(
+                interface="chdb", path=self.target.path, database=database, tz_mode="aware"
+            )
+
+        try:
+            return connect()
+        except Exception:
+            moved = set_aside_empty_definitions(self.target.path)
+            if not moved:
+                raise
+            self.rebuild.update(moved)
+            return connect()
 
     def _ensure_database(self) -> None:
         with self._lock:

@@ -71,6 +71,9 @@ def plan(store: Store) -> tuple[list[str], list[tuple[Migration, list[str]]]]:
     return table, [(m, [out for s in m.statements(params) for out in schema.rewrite(s)]) for m in available()]
 
 
+_CREATES = re.compile(r"CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS `?(\w+)`?", re.I)
+
+
 def apply_all(store: Store) -> list[Migration]:
     """Apply every migration not yet recorded; return the ones applied now."""
     table, steps = plan(store)
@@ -79,7 +82,7 @@ def apply_all(store: Store) -> list[Migration]:
     done = applied(store)
     newly = []
     for migration, statements in steps:
-        if migration.version in done:
+        if migration.version in done and not _rebuilds(migration, statements, store.rebuild):
             continue
         log.info("event=migration_apply version=%d name=%s", migration.version, migration.name)
         for statement in statements:
@@ -91,9 +94,26 @@ def apply_all(store: Store) -> list[Migration]:
                     f"{store.target.describe()}: {exc}. The store stays at the last applied version; "
                     "fix the cause and run `triage migrate` again."
                 ) from exc
-        store.insert(MIGRATIONS_TABLE, [[migration.version, migration.name]], ["Version", "Name"])
+        if migration.version not in done:
+            store.insert(MIGRATIONS_TABLE, [[migration.version, migration.name]], ["Version", "Name"])
         newly.append(migration)
+    store.rebuild.clear()
     return newly
+
+
+def _rebuilds(migration: Migration, statements: list[str], lost: set[str]) -> bool:
+    """Whether an applied migration creates an object whose definition was lost (it is applied again: its
+    statements are idempotent, IF NOT EXISTS, and its backfills fill empty tables only)."""
+    created = {m.group(1) for s in statements for m in _CREATES.finditer(s)}
+    if created & lost:
+        log.warning(
+            "event=migration_reapply version=%d name=%s rebuilds=%s",
+            migration.version,
+            migration.name,
+            ",".join(sorted(created & lost)),
+        )
+        return True
+    return False
 
 
 def script(store: Store) -> str:

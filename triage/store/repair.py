@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from triage.store import Store
 
@@ -78,3 +79,39 @@ def detach_torn_part(store: Store, error: str, written_after: datetime) -> str |
     store.command(f"ALTER TABLE `{database}`.`{table}` DETACH PART '{part}'")  # part: [A-Za-z0-9_-]+, see _TORN
     log.warning("event=torn_part_detached table=%s.%s part=%s modified=%s", database, table, part, modified)
     return f"{database}.{table}/{part}"
+
+
+# Refreshable materialized views replace their snapshot table at every refresh (the new table is exchanged
+# for the old one, which rewrites both definitions). A full disk during a refresh was seen to leave a
+# snapshot's definition file empty, and the embedded engine then refuses to open the store at all. The
+# snapshots are derived data (migration 0017): such a file is moved aside and the migration that creates
+# the object is applied again, which rebuilds it.
+DERIVED = frozenset(
+    {
+        f"{name}{suffix}"
+        for name in ("transaction_rollup", "transactions_attention", "transaction_flow", "workflow_transitions")
+        for suffix in ("", "_mv")
+    }
+)
+
+
+def set_aside_empty_definitions(data_path: str) -> list[str]:
+    """Move every empty definition file of a derived table or view in the embedded store at `data_path` to
+    `<data>/repaired/` and return the objects' names. Definitions of tables that hold data are never
+    touched (the engine keeps refusing to open, and its error says which file)."""
+    moved = []
+    for path in sorted(Path(data_path).glob("store/*/*/*.sql")):
+        name = path.name[: -len(".sql")]
+        if name not in DERIVED or path.stat().st_size != 0:
+            continue
+        aside = Path(data_path) / "repaired"
+        aside.mkdir(exist_ok=True)
+        path.rename(aside / f"{name}.sql.empty-{datetime.now().strftime('%Y%m%dT%H%M%S%f')}")
+        log.error(
+            "event=empty_definition_set_aside object=%s file=%s reason='a full disk during a snapshot refresh left "
+            "it empty; the migration that creates it runs again'",
+            name,
+            path,
+        )
+        moved.append(name)
+    return moved
