@@ -444,16 +444,16 @@ def cause_history(store: Store, workflow: str, key: str, limit: int = 200) -> li
 
 def cause_groups(store: Store, where: TransactionFilter, limit: int = 100) -> list[CauseGroup]:
     """Stuck transactions grouped by workflow, cause and component, largest group first."""
-    out = []
-    for r in store.query(_GROUPS, {**where.params(), "limit": limit}).result_rows:
-        workflow, kind, component, n, value, since = r[0], r[1], r[2], int(r[3]), float(r[4]), r[5]
-        when = f" since {since:%Y-%m-%d %H:%M} UTC" if since else ""
-        summary = f"{n:,} {workflow} stuck: {kind} on {component}{when} (${value:,.0f} at risk)"
-        sample = [key for _, key in r[10]]
-        out.append(
-            CauseGroup(workflow, kind, component, n, value, since, int(r[6]), sorted(r[7]), r[8], r[9], sample, summary)
-        )
-    return out
+    return [cause_group(r) for r in store.query(_GROUPS, {**where.params(), "limit": limit}).result_rows]
+
+
+def cause_group(r: Sequence[Any]) -> CauseGroup:
+    """A cause group from a row of _GROUPS' columns (the dashboards' pre-aggregated query gives the same)."""
+    workflow, kind, component, n, value, since = r[0], r[1], r[2], int(r[3]), float(r[4]), r[5]
+    when = f" since {since:%Y-%m-%d %H:%M} UTC" if since else ""
+    summary = f"{n:,} {workflow} stuck: {kind} on {component}{when} (${value:,.0f} at risk)"
+    sample = [key for _, key in r[10]]
+    return CauseGroup(workflow, kind, component, n, value, since, int(r[6]), sorted(r[7]), r[8], r[9], sample, summary)
 
 
 def state_counts(store: Store, where: TransactionFilter) -> list[StateCount]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from correlator import CauseGroup, StateCount, Transaction, TransactionFilter
+from correlator.transactions import cause_group
 from dashboards.queries.snapshots import ensure_fresh
 from triage.store import Store
 from triage.vocabulary import STUCK, names
@@ -93,16 +94,7 @@ def state_counts(store: Store, where: TransactionFilter, window: int) -> list[St
 def cause_groups(store: Store, where: TransactionFilter, limit: int = 10) -> list[CauseGroup]:
     """Stuck transactions grouped by workflow, cause and component, largest group first."""
     ensure_fresh(store, "transaction_rollup_mv")
-    out = []
-    for r in store.query(CAUSE_GROUPS, {**where.params(), "limit": limit}).result_rows:
-        workflow, kind, component, n, value, since = r[0], r[1], r[2], int(r[3]), float(r[4]), r[5]
-        when = f" since {since:%Y-%m-%d %H:%M} UTC" if since else ""
-        summary = f"{n:,} {workflow} stuck: {kind} on {component}{when} (${value:,.0f} at risk)"
-        sample = [key for _, key in r[10]]
-        out.append(
-            CauseGroup(workflow, kind, component, n, value, since, int(r[6]), sorted(r[7]), r[8], r[9], sample, summary)
-        )
-    return out
+    return [cause_group(r) for r in store.query(CAUSE_GROUPS, {**where.params(), "limit": limit}).result_rows]
 
 
 def attention(store: Store, where: TransactionFilter, limit: int = 25) -> list[Transaction]:
