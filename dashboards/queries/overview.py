@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from correlator import CauseGroup, StateCount, Transaction, TransactionFilter
-from correlator.transactions import cause_group
+from correlator import CauseGroup, StateCount, Transaction, TransactionFilter, cause_group
 from dashboards.queries.snapshots import ensure_fresh
 from triage.store import Store
 from triage.vocabulary import STUCK, names
