@@ -250,7 +250,10 @@ class Correlator:
         )
         if rejudge:
             self._last_full, self._last_full_now = time.monotonic(), now
-        self.worklist.collect(cycle_start, now, rejudge_stuck=rejudge, replay=replay)
+        # A step that stopped (or moved again) changes the forecast of everything waiting after it.
+        self.forecaster.refresh(now)
+        moved = self.forecaster.changed()
+        self.worklist.collect(cycle_start, now, rejudge_stuck=rejudge, replay=replay, waiting_after=moved)
         # What arrived after the last cycle's window is new to this one (a replay holds nothing back).
         evaluated, held = self._evaluate(now, arrived_after, may_write)
         if replay is None:
@@ -292,7 +295,6 @@ class Correlator:
         queues = queue_infos(self.store, self.settings)
         version = time.time_ns()
         close = period_close_factor(now, self._closes)
-        self.forecaster.refresh(now)
         conf = self.settings.correlation
         contexts = {
             c: Context(now, c, health, queues, conf.dependency_error_rate, conf.dependency_min_errors)
@@ -313,6 +315,8 @@ class Correlator:
             verdict = judge(plan, cols, lo, hi, contexts[criticality])
             stored = previous.get((workflow_name, key))
             before = stored.cause_and_state if stored is not None else None
+            if stored is not None and verdict.current_step != stored.current_step and stored.current_step:
+                self.forecaster.exited(workflow_name, stored.current_step, verdict.waiting_since or now)
             if verdict.overdue and arrived_after is not None and (before is None or before[2] not in STUCK):
                 as_judged = verdict
                 verdict = _hold_while_catching_up(verdict, cols.events(lo, hi), arrived_after, self._late_after)

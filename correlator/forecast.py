@@ -63,7 +63,61 @@ FROM (
 GROUP BY GROUPING SETS ((Workflow, FromStep, Criticality, Facility), (Workflow, FromStep, Criticality),
                         (Workflow, FromStep))
 """
+# Stoppages: per workflow step, every wait after it that ended, in the order they ended, with its gap (how long
+# nobody left the step while someone waited: from the previous exit, or from when the first of the waits that
+# leave next began, whichever is later; a stoppage's backlog drains in any order within DRAIN exits), and every
+# open wait there. A step whose gap now is longer than usual while HELD or more wait there is stopped; its
+# earlier stoppages are the gaps longer than usual that held as many (the exit after the gap's had begun waiting
+# before it ended: one slow transaction alone is not a stopped step). Usual is up to Tukey's far-out fence, the
+# third quartile plus `stoppage_fence` (3) times the interquartile range, which stoppages taking up to a quarter
+# of the gaps do not move (for exponential gaps, a steady flow's, it is 4.7 times the mean gap, passed by 1% of
+# them). Waiters that went overdue while the step was still moving (a message lost, a transaction forgotten)
+# are their own trouble, not the step's: left out.
+_GAPS = """
+SELECT Workflow, FromStep, countIf(NOT open) AS n, max(End) AS last_exit,
+       minIf(Start, open AND (DueAt >= LastExit OR State = {in_progress:String})) AS first_waiter,
+       countIf(open AND (DueAt >= LastExit OR State = {in_progress:String})) AS waiters,
+       quantilesExactInclusiveIf(0.25, 0.75)(Gap, NOT open) AS quartiles,
+       quartiles[2] + {fence:Float64} * (quartiles[2] - quartiles[1]) AS usual,
+       arraySort(arrayFilter((g, h) -> g > usual AND h, groupArrayIf(Gap, NOT open), groupArrayIf(Held, NOT open)))
+           AS longer
+FROM (
+    SELECT Workflow, FromStep, Start, End, open, State, DueAt,
+           leadInFrame(toUnixTimestamp64Nano(Start), {held:UInt8}, toInt64(9e18)) OVER (PARTITION BY Workflow, FromStep,
+               open ORDER BY End ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) < toUnixTimestamp64Nano(End) AS Held,
+           max(if(open, toDateTime64(0, 9), End)) OVER (PARTITION BY Workflow, FromStep) AS LastExit,
+           (toUnixTimestamp64Nano(End) - greatest(
+               min(toUnixTimestamp64Nano(Start)) OVER (PARTITION BY Workflow, FromStep, open ORDER BY End
+                   ROWS BETWEEN CURRENT ROW AND {drain:UInt16} FOLLOWING),
+               lagInFrame(toUnixTimestamp64Nano(End)) OVER (PARTITION BY Workflow, FromStep, open ORDER BY End
+                   ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))) / 1e9 AS Gap
+    FROM (
+        SELECT Workflow, steps[i - 1].2 AS FromStep, steps[i - 1].1 AS Start, i > length(steps) AS open,
+               if(open, toDateTime64(0, 9), steps[i].1) AS End, State, DueAt
+        FROM (
+            SELECT e.Workflow AS Workflow, e.Key AS Key, e.steps AS steps, t.State AS State, t.DueAt AS DueAt
+            FROM (
+                SELECT Workflow, Key, arraySort(x -> x.1, groupArray((At, Step))) AS steps
+                FROM business_events FINAL
+                WHERE Step != '' AND Status = 'ok' AND Failure = 0 AND At >= {since:DateTime64(9)}
+                GROUP BY Workflow, Key
+            ) AS e
+            LEFT JOIN (
+                SELECT Workflow, Key, State, DueAt FROM business_transactions FINAL WHERE State IN {open:Array(String)}
+            ) AS t ON e.Workflow = t.Workflow AND e.Key = t.Key
+        )
+        ARRAY JOIN arrayFilter(
+            i -> (i > 1 AND i <= length(steps) AND steps[i].2 != steps[i - 1].2)
+                 OR (i = length(steps) + 1 AND State != ''),
+            range(1, length(steps) + 2)
+        ) AS i
+    )
+)
+GROUP BY Workflow, FromStep
+"""
 _OPEN = (State.IN_PROGRESS, State.STALLED, State.BLOCKED)  # still waiting for their next step
+HELD = 2  # transactions a stoppage holds at least (the one whose exit ends it among them)
+DRAIN = 10  # the exits after a stoppage among which the longest held leaves
 # grouping(Criticality, Facility): 0 both grouped, 1 facility rolled up, 3 both rolled up.
 _LEVEL = {0: "facility", 1: "criticality", 3: "step"}
 
@@ -107,6 +161,29 @@ class Forecast:
     basis: str
 
 
+@dataclass(frozen=True)
+class StepFlow:
+    """How transactions leave one workflow step: its usual gap, its earlier stoppages, where it stands now."""
+
+    usual: float  # seconds: the longest usual gap (the far-out fence of its gaps)
+    stoppages: tuple[float, ...]  # seconds, sorted: how long its earlier stoppages lasted (gaps over usual)
+    since: datetime | None  # since when nobody has left it while transactions wait there (None: nobody waits)
+    exits: int  # the waits after it that ended, in the history read
+
+
+def stoppage_risk(stoppages: tuple[float, ...], age: float, left: float, risk_share: float) -> float:
+    """How old a stoppage is when a transaction stuck behind it becomes at risk of missing its SLA `left`
+    seconds after the stoppage began (module docstring: stopped steps), at least its `age` now."""
+    for at in (age, *(x for x in stoppages if x > age)):
+        if at >= left:
+            return left
+        longer = len(stoppages) - bisect.bisect_right(stoppages, at)  # earlier stoppages that lasted past `at`
+        ended_in_time = bisect.bisect_right(stoppages, left) - bisect.bisect_right(stoppages, at)
+        if longer == 0 or ended_in_time / longer <= 1.0 - risk_share:
+            return at
+    return left
+
+
 def risk_after(waits: Waits, sla: float, risk_share: float) -> float:
     """How long into its wait a transaction becomes at risk of missing `sla` (module docstring: t*)."""
     level = (waits.share_within(sla) - (1.0 - risk_share)) / risk_share
@@ -121,6 +198,10 @@ class Forecaster:
         self.settings = settings
         self.conf = settings.correlation.forecast
         self._waits: dict[tuple[str, ...], Waits] = {}
+        self._flows: dict[tuple[str, str], StepFlow] = {}
+        self._read_now: datetime | None = None  # the judging clock of the last history read
+        self._exits: dict[tuple[str, str], datetime] = {}  # exits judged since that read
+        self._stopped: set[tuple[str, str]] = set()  # the steps stopped when changed() last looked
         self._read_at: float | None = None
 
     def refresh(self, now: datetime, force: bool = False) -> None:
@@ -140,11 +221,22 @@ class Forecaster:
         }
         sql = _WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS))
         self._read_at = time.monotonic()  # a failed read is retried after `refresh` too
+        flow_params = {"since": params["since"], "open": params["open"], "in_progress": str(State.IN_PROGRESS)}
         try:
             rows = self.store.query(sql, params).result_rows
+            flow_rows = self.store.query(
+                _GAPS, {**flow_params, "fence": self.conf.stoppage_fence, "held": HELD - 1, "drain": DRAIN}
+            ).result_rows
         except Exception as exc:  # forecasts are extra: judging states must go on without them
             log.error("event=forecast_history_failed keeping=last_read error=%r", exc)
             return
+        flows: dict[tuple[str, str], StepFlow] = {}
+        for workflow, step, exits, last_exit, first_waiter, waiters, _, usual, longer in flow_rows:
+            since = None
+            if int(waiters) >= HELD:
+                since = max(last_exit, first_waiter) if int(exits) else first_waiter
+            flows[(workflow, step)] = StepFlow(float(usual) if int(exits) else 0.0, tuple(longer), since, int(exits))
+        self._flows, self._read_now, self._exits = flows, now, {}
         waits: dict[tuple[str, ...], Waits] = {}
         for workflow, step, criticality, facility, coarse, n, q in rows:
             level = _LEVEL[int(coarse)]
@@ -152,6 +244,47 @@ class Forecaster:
             key = {"facility": (facility,), "criticality": (criticality,), "step": ()}[level]
             waits[(workflow, step, level, *key)] = Waits(basis.get(level, "workflow step"), int(n), tuple(q))
         self._waits = waits
+
+    def stoppage(self, workflow: str, step: str) -> tuple[datetime, StepFlow] | None:
+        """Since when `step` has been stopped, and its flow, or None when it moves (or its history has fewer
+        than `min_stoppages` earlier stoppages to tell how long one lasts). Told by the last history read: a
+        step is stopped once that read found nobody had left it for longer than usual while some waited, and
+        no exit after that began was judged since."""
+        flow = self._flows.get((workflow, step))
+        if flow is None or flow.since is None or self._read_now is None:
+            return None
+        exit_at = self._exits.get((workflow, step))
+        if exit_at is not None and exit_at > flow.since:  # an exit from before it began does not end it
+            return None
+        if len(flow.stoppages) < self.conf.min_stoppages:
+            return None
+        if (self._read_now - flow.since).total_seconds() <= max(flow.usual, self.conf.stoppage_after):
+            return None
+        return flow.since, flow
+
+    def exited(self, workflow: str, step: str, at: datetime) -> None:
+        """A judged transaction has left `step` (at about `at`): the step moves."""
+        self._exits[(workflow, step)] = max(at, self._exits.get((workflow, step), at))
+
+    def changed(self) -> list[tuple[str, str]]:
+        """The steps that stopped or moved again since the last call: their waiters need judging again."""
+        if not self.conf.enabled:
+            return []
+        now = {k for k in self._flows if self.stoppage(*k) is not None}
+        changed = sorted(now ^ self._stopped)
+        for workflow, step in changed:
+            flow = self._flows[(workflow, step)]
+            state = "stopped" if (workflow, step) in now else "moving"
+            log.info(
+                "event=step_%s workflow=%s step=%s since=%s earlier=%d",
+                state,
+                workflow,
+                step,
+                flow.since,
+                len(flow.stoppages),
+            )
+        self._stopped = now
+        return changed
 
     def waits(self, workflow: str, step: str, facility: str, criticality: str) -> Waits | None:
         """The narrowest basis with at least `min_samples` waits after `step`, or None."""
@@ -173,6 +306,9 @@ class Forecaster:
         """The forecast of a transaction waiting after `step` since `waiting_since`, or None without history."""
         if not self.conf.enabled or not step:
             return None
+        stopped = self.stoppage(workflow, step)
+        if stopped is not None:
+            return self._behind_stoppage(step, *stopped, waiting_since, sla)
         waits = self.waits(workflow, step, facility, criticality)
         if waits is None:
             return None
@@ -185,3 +321,24 @@ class Forecaster:
         risk = risk_after(waits, sla, self.conf.risk_share)
         basis += f", {waits.share_within(sla):.0%} within the {format_duration(sla)} SLA"
         return Forecast(eta, waiting_since + timedelta(seconds=risk), basis)
+
+    def _behind_stoppage(
+        self, step: str, since: datetime, flow: StepFlow, waiting_since: datetime, sla: float | None
+    ) -> Forecast:
+        """The forecast of a transaction waiting after a stopped step: it moves on when the stoppage ends."""
+        assert self._read_now is not None
+        age = (self._read_now - since).total_seconds()
+        lasting = [x for x in flow.stoppages if x > age] or [age]
+        eta = since + timedelta(seconds=lasting[len(lasting) // 2])  # the median of those that lasted this long
+        basis = (
+            f"stopped: nobody has left {step} since {since:%H:%M:%S} (usually within {format_duration(flow.usual)}); "
+            f"{len(flow.stoppages)} earlier stoppages in {format_duration(self.conf.history)}, "
+            f"median {format_duration(flow.stoppages[len(flow.stoppages) // 2])}"
+        )
+        if sla is None:
+            return Forecast(eta, None, basis)
+        left = (waiting_since - since).total_seconds() + sla  # the SLA's end, from the stoppage's start
+        risk = stoppage_risk(flow.stoppages, age, left, self.conf.risk_share)
+        ended_in_time = bisect.bisect_right(flow.stoppages, left) - bisect.bisect_right(flow.stoppages, age)
+        basis += f"; {ended_in_time} of {len(lasting)} that lasted as long ended within the SLA"
+        return Forecast(eta, since + timedelta(seconds=risk), basis)

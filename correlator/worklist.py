@@ -7,6 +7,7 @@ one (its cause may change with dependency health), and in a replay every one wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,12 @@ WHERE State = {open:String} AND DueAt <= {now:DateTime64(9)} AND __OWNED__
 _STUCK = """
 INSERT INTO correlator_affected
 SELECT Workflow, Key FROM business_transactions FINAL WHERE has({rejudged:Array(String)}, State) AND __OWNED__
+"""
+# In-flight transactions waiting after steps that stopped or moved again: their forecasts change.
+_WAITERS = """
+INSERT INTO correlator_affected
+SELECT Workflow, Key FROM business_transactions FINAL
+WHERE State = {open:String} AND has({steps:Array(String)}, concat(Workflow, '/', CurrentStep)) AND __OWNED__
 """
 _RANGE = """
 INSERT INTO correlator_affected
@@ -72,10 +79,15 @@ class Worklist:
         *,
         rejudge_stuck: bool,
         replay: tuple[datetime, datetime] | None = None,
+        waiting_after: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Fill the worklist for a cycle that began stitching at `cycle_start` and judges at `now`."""
+        """Fill the worklist for a cycle that began stitching at `cycle_start` and judges at `now`; with
+        `waiting_after` (workflow, step) pairs, the in-flight transactions waiting after those steps too."""
         self._command("TRUNCATE TABLE correlator_affected")
         self._command(_NEW, {"cycle": cycle_start})
+        if waiting_after:
+            steps = [f"{workflow}/{step}" for workflow, step in waiting_after]
+            self._command(_WAITERS, {"open": str(State.IN_PROGRESS), "steps": steps})
         if rejudge_stuck:
             self._command(_STUCK, {"rejudged": names(REJUDGED)})
         self._command(_DUE, {"now": now, "open": str(State.IN_PROGRESS)})
@@ -102,6 +114,7 @@ class Stored:
     __slots__ = ("row",)
     _CAUSE = (TRANSACTION_COLUMNS.index("CauseKind"), TRANSACTION_COLUMNS.index("CauseComponent"))
     _STATE = TRANSACTION_COLUMNS.index("State")
+    _STEP = TRANSACTION_COLUMNS.index("CurrentStep")
 
     def __init__(self, row: tuple[Any, ...]) -> None:
         self.row = row
@@ -110,6 +123,10 @@ class Stored:
     def cause_and_state(self) -> tuple[str, str, str]:
         """(cause kind, cause component, state), as verdicts.cause_rows takes the previous verdict."""
         return self.row[self._CAUSE[0]], self.row[self._CAUSE[1]], self.row[self._STATE]
+
+    @property
+    def current_step(self) -> str:
+        return str(self.row[self._STEP])
 
     def same_as(self, row: list[Any]) -> bool:
         """Whether a new row (with its version last) says nothing the stored one does not."""

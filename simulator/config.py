@@ -63,6 +63,7 @@ def demo_config(
     # estate would (a minute), or at ×20 the forecasts would lag the live run by 20 simulated minutes.
     forecast = correlation.setdefault("forecast", {})
     forecast["refresh"] = _scaled(forecast.get("refresh", 60), speed)
+    forecast["stoppage_after"] = _scaled(forecast.get("stoppage_after", 60), speed)
     for queue in data.get("queues", []):
         for name in ("window", "lag_threshold"):
             if name in queue:

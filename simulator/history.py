@@ -13,7 +13,10 @@ how long a step's wait takes (what breach forecasts learn from) is what the live
 
 Two time scales, on purpose. The calendar is wall time: transactions start over the whole
 backfill span (two days by default) at `backfill.rates` per hour, and a fault's `history` is
-that long before the live run, so the charts have days to show. Each transaction plays at the
+that long before the live run, so the charts have days to show. The last `backfill.recent_cycles`
+fault cycles before the live run have the live traffic too (its rates per simulated hour): sparse
+history shows how long one transaction waits, not how a step's flow goes while many wait on it,
+which is what tells a stopped step from a slow transaction (breach forecasts, stoppages). Each transaction plays at the
 run's --speed, as live traffic does: its steps and hand-offs take the scenario's simulated
 durations divided by --speed, the scale its SLAs are judged on (demo_config divides them too).
 Played at real durations, history missed targets that are --speed times shorter: the report
@@ -67,11 +70,14 @@ class HistoryEstate(Estate):
         self.messaging_system = broker.system
         self.end = end
         self.total = 0
-        first = end - seconds
+        first, last = end - seconds, end - SLOWEST / speed
+        # The recent cycles at live density (scenario.Backfill.recent_cycles), within the span.
+        recent = min(seconds, scenario.backfill.recent_cycles * scenario.cycle / speed)
         for name, flow in flows.items():
             count = int(scenario.backfill.rates.get(name, 0.0) * seconds / 3600.0)
-            for _ in range(count):
-                start = rng.uniform(first, end - SLOWEST / speed)
+            dense = int(scenario.traffic.get(name, 0.0) * recent * speed / 3600.0)
+            for i in range(count + dense):
+                start = rng.uniform(first, last) if i < count else rng.uniform(max(first, last - recent), last)
                 self.at_ns = int(start * 1e9)
                 tx = flow.create(self, keys.new(name))
                 tx.fate = flow.history_fate(self, tx, end - start)

@@ -51,6 +51,10 @@ class RandomFaultSpec(_Model):
 
 class Backfill(_Model):
     rates: dict[str, float] = Field(default_factory=dict)
+    # The last fault cycles before the live run are played at the live traffic (per simulated hour), not at
+    # `rates` per wall hour: what a step's flow is like while it moves and while it is stopped is learnt
+    # from them (breach forecasts), as a real estate's recent history shows its own traffic.
+    recent_cycles: int = Field(default=0, ge=0)
     outcomes: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 

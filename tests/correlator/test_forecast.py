@@ -30,7 +30,7 @@ from correlator import (
     refresh_gauges,
 )
 from correlator import list_transactions as listed
-from correlator.forecast import LEVELS, Waits, risk_after
+from correlator.forecast import LEVELS, Waits, risk_after, stoppage_risk
 from tests.conftest import LiveServer, server_settings
 from tests.dashboards.conftest import DashboardServer, serve_dashboards
 from triage.settings import Settings, load_settings
@@ -193,6 +193,108 @@ def test_waits_that_never_ended_count_once_overdue(store: Store) -> None:
     # F(t*) = (29/39 - 0.05) / 0.95 = 73% of the 39: between the waits of 14.5 and 15 minutes.
     risk = (f.risk_at - since).total_seconds() / MIN
     assert 14.5 < risk < 14.95
+
+
+def stopping_history(stoppages: list[float], end: datetime) -> list[list[Any]]:
+    """A transaction every 2 minutes leaving requisition a minute later, for the 20 hours before `end`, but for
+    stoppages of the given minutes: a transaction begins waiting as one begins, and it and those after it leave
+    when it ends (5 seconds apart), the way a queue drains once its consumer is back."""
+    rows: list[list[Any]] = []
+    begun, stops = end - timedelta(hours=20), list(stoppages)
+    while begun < end:
+        length = stops.pop(0) if stops and len(rows) % 40 == 0 and rows else None
+        if length is None:
+            rows += transaction("CLN-04", ("requisition", begun), ("approval", begun + timedelta(minutes=1)))[1]
+            begun += timedelta(minutes=2)
+            continue
+        resumed, i = begun + timedelta(minutes=length), 0
+        while begun < resumed:
+            left = resumed + timedelta(seconds=5 * i)
+            rows += transaction("CLN-04", ("requisition", begun), ("approval", left))[1]
+            begun, i = begun + timedelta(minutes=2), i + 1
+    return rows
+
+
+def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_lasted(store: Store) -> None:
+    """Requisitions usually leave within a minute; four times in the history nobody left for 15, 16, 17 and 45
+    minutes. Nobody has left for 10 minutes now: a wait that needs the stoppage over within 28 minutes of its
+    start has 3 chances in 4 now and is at risk once it has lasted 17 (past the three short ones), 7 minutes
+    from now; a critical one with an 11-minute SLA left of the stoppage is at risk now, though its own wait
+    is 9 minutes old and every usual wait took a minute."""
+    s = settings(store)
+    last_exit = NOW - timedelta(minutes=10)
+    store.insert("business_events", stopping_history([15, 16, 17, 45], last_exit - timedelta(minutes=1)), _COLUMNS)
+    store.insert(
+        "business_events",
+        transaction("CLN-04", ("requisition", last_exit - timedelta(minutes=1)), ("approval", last_exit))[1],
+        _COLUMNS,
+    )
+    in_line = waiting(store, "CLN-04", 12)  # waiting since before the last exit: its SLA ends 28m into the stoppage
+    key, rows = transaction("STM-ICU", ("requisition", NOW - timedelta(minutes=9)))
+    store.insert("business_events", rows, _COLUMNS)
+    judge(store, s)  # the first judgement writes the waiters; the history read before it knew of none
+    judge(store, s)
+
+    first = get_transaction(store, "procure_to_pay", in_line)
+    critical = get_transaction(store, "procure_to_pay", key)
+    assert first is not None and critical is not None and first.forecast and critical.forecast
+    assert first.state == critical.state == "in_progress"
+    f = first.forecast
+    assert f.basis.startswith("stopped: nobody has left requisition since") and "4 earlier stoppages" in f.basis
+    assert "3 of 4 that lasted as long ended within the SLA" in f.basis
+    assert f.risk_at is not None and abs((f.risk_at - (last_exit + timedelta(minutes=17))).total_seconds()) < 1
+    assert not f.at_risk
+    # The eta: the median of the stoppages that lasted 10 minutes already (16 of 15, 16, 17, 45: the middle one).
+    assert abs((f.next_step_eta - (last_exit + timedelta(minutes=17))).total_seconds()) < 1
+    c = critical.forecast
+    assert c.at_risk and c.risk_at is not None and abs((c.risk_at - NOW).total_seconds()) < 1
+    assert "0 of 4 that lasted as long ended within the SLA" in c.basis
+
+    # Someone leaves the step: it moves, and the same waits are forecast from the usual waits again.
+    store.insert(
+        "business_events",
+        transaction("CLN-04", ("requisition", NOW - timedelta(minutes=3)), ("approval", NOW - timedelta(seconds=30)))[
+            1
+        ],
+        _COLUMNS,
+    )
+    judge(store, s)
+    moving = get_transaction(store, "procure_to_pay", key)
+    assert moving is not None and moving.forecast is not None
+    assert moving.forecast.basis.startswith("workflow step: 602 waits after requisition")  # one STM-ICU wait only
+
+
+def test_a_step_that_stops_has_its_waiters_judged_again_though_nothing_of_theirs_arrived(store: Store) -> None:
+    """A transaction judged while its step still moved keeps a forecast from the usual waits; once the history
+    read finds the step stopped, the next cycle judges everything waiting after it again, though none of their
+    events changed and none is due, and they are forecast from the stoppages."""
+    s = settings(store, refresh=0)
+    last_exit = NOW - timedelta(minutes=10)
+    store.insert("business_events", stopping_history([15, 16, 17, 45], last_exit), _COLUMNS)
+    waiter = waiting(store, "CLN-04", 10.5)
+    waiting(store, "CLN-05", 4)  # a stoppage holds two at least: one slow transaction alone stops no step
+    correlator = Correlator(store, s, scratch="forecast")
+    correlator.replay(NOW - timedelta(days=1), NOW, last_exit + timedelta(seconds=30))  # stopped 30s: as usual
+    before = get_transaction(store, "procure_to_pay", waiter)
+    assert before is not None and before.forecast is not None
+    assert before.forecast.basis.startswith("facility CLN-04")
+
+    correlator.run_once(now=NOW)  # ten minutes on, nobody has left requisition
+    after = get_transaction(store, "procure_to_pay", waiter)
+    assert after is not None and after.forecast is not None and after.state == "in_progress"
+    assert after.forecast.basis.startswith("stopped: nobody has left requisition since")
+    assert correlator.forecaster.changed() == []  # told once
+
+
+def test_how_long_a_stoppage_may_last_before_a_wait_behind_it_is_at_risk() -> None:
+    """Earlier stoppages of 10, 20, 30 and 40 minutes; risk_share 0.95 (at risk at a 5% chance or less)."""
+    stops = (600.0, 1200.0, 1800.0, 2400.0)
+    assert stoppage_risk(stops, 300, 1500, 0.95) == 1200  # past the 20-minute one none that is left ends in time
+    assert stoppage_risk(stops, 300, 3000, 0.95) == 2400  # every one ended in time: at risk past the longest
+    assert stoppage_risk(stops, 300, 500, 0.95) == 300  # none ended within 500s: at risk at once
+    assert stoppage_risk(stops, 2500, 9000, 0.95) == 2500  # longer than every one before: at risk
+    assert stoppage_risk(stops, 300, 1500, 0.6) == 600  # at most 2 in 5: 2 of 4 now, 1 of the 3 past 10 minutes
+    assert stoppage_risk(stops, 100, 200, 0.95) == 100
 
 
 def test_basis_narrows_to_the_facility_only_with_enough_waits(store: Store) -> None:

@@ -425,6 +425,12 @@ class Forecast(Model):
     # At risk once history gives a transaction still waiting at most a 1 - risk_share chance to make the SLA.
     risk_share: float = Field(default=0.95, gt=0, le=1)
     refresh: Duration = Field(default=60.0, ge=0)  # how often the history is read again
+    # A step is stopped when nobody has left it, while transactions wait there, for longer than its past gaps'
+    # far-out fence (third quartile + stoppage_fence × interquartile range) and at least `stoppage_after`;
+    # waiting behind it is forecast from how long its earlier stoppages lasted, once it has had `min_stoppages`.
+    stoppage_fence: float = Field(default=3.0, gt=0)
+    stoppage_after: Duration = Field(default=60.0, ge=0)
+    min_stoppages: int = Field(default=3, ge=1)
 
 
 class Correlation(Model):
