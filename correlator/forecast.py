@@ -80,7 +80,8 @@ SELECT Workflow, FromStep, countIf(NOT open) AS n, max(End) AS last_exit,
        quantilesExactInclusiveIf(0.25, 0.75)(Gap, NOT open) AS quartiles,
        quartiles[2] + {fence:Float64} * (quartiles[2] - quartiles[1]) AS usual,
        arraySort(arrayFilter((g, h) -> g > usual AND h, groupArrayIf(Gap, NOT open), groupArrayIf(Held, NOT open)))
-           AS longer
+           AS longer,
+       greatest(max(Start), max(End)) AS newest
 FROM (
     SELECT Workflow, FromStep, Start, End, open, State, DueAt,
            leadInFrame(toUnixTimestamp64Nano(Start), {held:UInt8}, toInt64(9e18)) OVER (PARTITION BY Workflow, FromStep,
@@ -169,6 +170,7 @@ class StepFlow:
     stoppages: tuple[float, ...]  # seconds, sorted: how long its earlier stoppages lasted (gaps over usual)
     since: datetime | None  # since when nobody has left it while transactions wait there (None: nobody waits)
     exits: int  # the waits after it that ended, in the history read
+    known_until: datetime  # the read's now, or its workflow's newest progress event if that is older
 
 
 def stoppage_risk(stoppages: tuple[float, ...], age: float, left: float, risk_share: float) -> float:
@@ -231,11 +233,17 @@ class Forecaster:
             log.error("event=forecast_history_failed keeping=last_read error=%r", exc)
             return
         flows: dict[tuple[str, str], StepFlow] = {}
-        for workflow, step, exits, last_exit, first_waiter, waiters, _, usual, longer in flow_rows:
+        # How far each workflow's progress is known: a step of it stops only that far. Telemetry that lags (a
+        # collector catching up, a correlator judging a backlog) is no stoppage: every step of it looks still.
+        seen: dict[str, datetime] = {}
+        for row in flow_rows:
+            seen[row[0]] = max(row[-1], seen.get(row[0], row[-1]))
+        for workflow, step, exits, last_exit, first_waiter, waiters, _, usual, longer, _ in flow_rows:
             since = None
             if int(waiters) >= HELD:
                 since = max(last_exit, first_waiter) if int(exits) else first_waiter
-            flows[(workflow, step)] = StepFlow(float(usual) if int(exits) else 0.0, tuple(longer), since, int(exits))
+            usual = float(usual) if int(exits) else 0.0
+            flows[(workflow, step)] = StepFlow(usual, tuple(longer), since, int(exits), min(now, seen[workflow]))
         self._flows, self._read_now, self._exits = flows, now, {}
         waits: dict[tuple[str, ...], Waits] = {}
         for workflow, step, criticality, facility, coarse, n, q in rows:
@@ -258,7 +266,7 @@ class Forecaster:
             return None
         if len(flow.stoppages) < self.conf.min_stoppages:
             return None
-        if (self._read_now - flow.since).total_seconds() <= max(flow.usual, self.conf.stoppage_after):
+        if (flow.known_until - flow.since).total_seconds() <= max(flow.usual, self.conf.stoppage_after):
             return None
         return flow.since, flow
 
@@ -326,8 +334,7 @@ class Forecaster:
         self, step: str, since: datetime, flow: StepFlow, waiting_since: datetime, sla: float | None
     ) -> Forecast:
         """The forecast of a transaction waiting after a stopped step: it moves on when the stoppage ends."""
-        assert self._read_now is not None
-        age = (self._read_now - since).total_seconds()
+        age = (flow.known_until - since).total_seconds()
         lasting = [x for x in flow.stoppages if x > age] or [age]
         eta = since + timedelta(seconds=lasting[len(lasting) // 2])  # the median of those that lasted this long
         basis = (

@@ -30,7 +30,7 @@ from correlator import (
     refresh_gauges,
 )
 from correlator import list_transactions as listed
-from correlator.forecast import LEVELS, Waits, risk_after, stoppage_risk
+from correlator.forecast import LEVELS, Forecaster, Waits, risk_after, stoppage_risk
 from tests.conftest import LiveServer, server_settings
 from tests.dashboards.conftest import DashboardServer, serve_dashboards
 from triage.settings import Settings, load_settings
@@ -232,6 +232,7 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     in_line = waiting(store, "CLN-04", 12)  # waiting since before the last exit: its SLA ends 28m into the stoppage
     key, rows = transaction("STM-ICU", ("requisition", NOW - timedelta(minutes=9)))
     store.insert("business_events", rows, _COLUMNS)
+    waiting(store, "CLN-05", 0)  # the workflow's telemetry is current: a requisition just now
     judge(store, s)  # the first judgement writes the waiters; the history read before it knew of none
     judge(store, s)
 
@@ -262,6 +263,30 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     moving = get_transaction(store, "procure_to_pay", key)
     assert moving is not None and moving.forecast is not None
     assert moving.forecast.basis.startswith("workflow step: 602 waits after requisition")  # one STM-ICU wait only
+
+
+def test_telemetry_that_lags_stops_no_step(store: Store) -> None:
+    """The same stopped step, but nothing of the workflow is newer than its last exit ten minutes ago (a
+    collector catching up, say): every step of it looks still, so none is called stopped."""
+    s = settings(store)
+    last_exit = NOW - timedelta(minutes=10)
+    store.insert("business_events", stopping_history([15, 16, 17, 45], last_exit - timedelta(minutes=1)), _COLUMNS)
+    store.insert(
+        "business_events",
+        transaction("CLN-04", ("requisition", last_exit - timedelta(minutes=1)), ("approval", last_exit))[1],
+        _COLUMNS,
+    )
+    waiting(store, "CLN-04", 12)
+    waiting(store, "CLN-05", 11)
+    judge(store, s)
+    forecaster = Forecaster(store, s)
+    forecaster.refresh(NOW, force=True)
+    assert forecaster.stoppage("procure_to_pay", "requisition") is None
+    waiting(store, "CLN-05", 0)  # a requisition just now: the workflow is seen up to now
+    judge(store, s)
+    forecaster.refresh(NOW, force=True)
+    stopped = forecaster.stoppage("procure_to_pay", "requisition")
+    assert stopped is not None and abs((stopped[0] - last_exit).total_seconds()) < 1
 
 
 def test_a_step_that_stops_has_its_waiters_judged_again_though_nothing_of_theirs_arrived(store: Store) -> None:
