@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from triage.durations import format_duration
 from triage.settings import Settings
 from triage.store import Store
-from triage.vocabulary import Criticality, State, names
+from triage.vocabulary import REJUDGED, Criticality, State, names
 
 log = logging.getLogger("triage.correlator")
 LEVELS = tuple(i / 100 for i in range(101))  # the quantiles kept per basis: 0, 0.01, ..., 1
@@ -68,16 +68,17 @@ GROUP BY GROUPING SETS ((Workflow, FromStep, Criticality, Facility), (Workflow, 
 # leave next began, whichever is later; a stoppage's backlog drains in any order within DRAIN exits), and every
 # open wait there. A step whose gap now is longer than usual while HELD or more wait there is stopped; its
 # earlier stoppages are the gaps longer than usual that held as many (the exit after the gap's had begun waiting
-# before it ended: one slow transaction alone is not a stopped step). Usual is up to Tukey's far-out fence, the
+# before it ended: one slow transaction alone is not a stopped step). Usual is up to Tukey's far-out fence of the
+# gaps that held as many (a lone transaction's wait says nothing of a step's flow): the
 # third quartile plus `stoppage_fence` (3) times the interquartile range, which stoppages taking up to a quarter
 # of the gaps do not move (for exponential gaps, a steady flow's, it is 4.7 times the mean gap, passed by 1% of
 # them). Waiters that went overdue while the step was still moving (a message lost, a transaction forgotten)
 # are their own trouble, not the step's: left out.
 _GAPS = """
-SELECT Workflow, FromStep, countIf(NOT open) AS n, max(End) AS last_exit,
+SELECT Workflow, FromStep, countIf(NOT open AND Held) AS n, max(End) AS last_exit,
        minIf(Start, open AND (DueAt >= LastExit OR State = {in_progress:String})) AS first_waiter,
        countIf(open AND (DueAt >= LastExit OR State = {in_progress:String})) AS waiters,
-       quantilesExactInclusiveIf(0.25, 0.75)(Gap, NOT open) AS quartiles,
+       quantilesExactInclusiveIf(0.25, 0.75)(Gap, NOT open AND Held) AS quartiles,
        quartiles[2] + {fence:Float64} * (quartiles[2] - quartiles[1]) AS usual,
        arraySort(arrayFilter((g, h) -> g > usual AND h, groupArrayIf(Gap, NOT open), groupArrayIf(Held, NOT open)))
            AS longer,
@@ -116,8 +117,10 @@ FROM (
 )
 GROUP BY Workflow, FromStep
 """
-_OPEN = (State.IN_PROGRESS, State.STALLED, State.BLOCKED)  # still waiting for their next step
-HELD = 2  # transactions a stoppage holds at least (the one whose exit ends it among them)
+_OPEN = (State.IN_PROGRESS, *REJUDGED)  # still waiting for their next step
+# Transactions a stoppage holds at least (the one whose exit ends it among them). Two let chance pass for one:
+# in the demo's sparse history two transactions waited out the same stopped consumer in 12% of its stops.
+HELD = 4
 DRAIN = 10  # the exits after a stoppage among which the longest held leaves
 # grouping(Criticality, Facility): 0 both grouped, 1 facility rolled up, 3 both rolled up.
 _LEVEL = {0: "facility", 1: "criticality", 3: "step"}
@@ -169,7 +172,7 @@ class StepFlow:
     usual: float  # seconds: the longest usual gap (the far-out fence of its gaps)
     stoppages: tuple[float, ...]  # seconds, sorted: how long its earlier stoppages lasted (gaps over usual)
     since: datetime | None  # since when nobody has left it while transactions wait there (None: nobody waits)
-    exits: int  # the waits after it that ended, in the history read
+    exits: int  # the waits after it that ended while another waited too, in the history read
     known_until: datetime  # the read's now, or its workflow's newest progress event if that is older
 
 
@@ -241,7 +244,7 @@ class Forecaster:
         for workflow, step, exits, last_exit, first_waiter, waiters, _, usual, longer, _ in flow_rows:
             since = None
             if int(waiters) >= HELD:
-                since = max(last_exit, first_waiter) if int(exits) else first_waiter
+                since = max(last_exit, first_waiter)
             usual = float(usual) if int(exits) else 0.0
             flows[(workflow, step)] = StepFlow(usual, tuple(longer), since, int(exits), min(now, seen[workflow]))
         self._flows, self._read_now, self._exits = flows, now, {}

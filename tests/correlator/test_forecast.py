@@ -232,6 +232,7 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     in_line = waiting(store, "CLN-04", 12)  # waiting since before the last exit: its SLA ends 28m into the stoppage
     key, rows = transaction("STM-ICU", ("requisition", NOW - timedelta(minutes=9)))
     store.insert("business_events", rows, _COLUMNS)
+    waiting(store, "CLN-05", 3)  # a stoppage holds four at least: one slow transaction alone stops no step
     waiting(store, "CLN-05", 0)  # the workflow's telemetry is current: a requisition just now
     judge(store, s)  # the first judgement writes the waiters; the history read before it knew of none
     judge(store, s)
@@ -276,8 +277,8 @@ def test_telemetry_that_lags_stops_no_step(store: Store) -> None:
         transaction("CLN-04", ("requisition", last_exit - timedelta(minutes=1)), ("approval", last_exit))[1],
         _COLUMNS,
     )
-    waiting(store, "CLN-04", 12)
-    waiting(store, "CLN-05", 11)
+    for minutes in (12, 11, 10.8, 10.5):
+        waiting(store, "CLN-05", minutes)
     judge(store, s)
     forecaster = Forecaster(store, s)
     forecaster.refresh(NOW, force=True)
@@ -297,7 +298,8 @@ def test_a_step_that_stops_has_its_waiters_judged_again_though_nothing_of_theirs
     last_exit = NOW - timedelta(minutes=10)
     store.insert("business_events", stopping_history([15, 16, 17, 45], last_exit), _COLUMNS)
     waiter = waiting(store, "CLN-04", 10.5)
-    waiting(store, "CLN-05", 4)  # a stoppage holds two at least: one slow transaction alone stops no step
+    for minutes in (4, 3, 2):  # a stoppage holds four at least: one slow transaction alone stops no step
+        waiting(store, "CLN-05", minutes)
     correlator = Correlator(store, s, scratch="forecast")
     correlator.replay(NOW - timedelta(days=1), NOW, last_exit + timedelta(seconds=30))  # stopped 30s: as usual
     before = get_transaction(store, "procure_to_pay", waiter)
