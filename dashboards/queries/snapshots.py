@@ -13,16 +13,12 @@ import logging
 from datetime import UTC, datetime
 
 from triage.store import Store
+from triage.store.repair import SNAPSHOTS
 
 log = logging.getLogger("triage.dashboards")
 
 # view → (the snapshot table it replaces, the tables it reads)
-VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "transaction_rollup_mv": ("transaction_rollup", ("business_transactions",)),
-    "transactions_attention_mv": ("transactions_attention", ("business_transactions",)),
-    "transaction_flow_mv": ("transaction_flow", ("business_transactions",)),
-    "workflow_transitions_mv": ("workflow_transitions", ("business_events",)),
-}
+VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {f"{name}_mv": (name, reads) for name, reads in SNAPSHOTS.items()}
 # A refresh that took at most this long is run on a read that finds the snapshot behind the store.
 CHEAP_REFRESH_MS = 250
 _STATUS = """

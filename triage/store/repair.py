@@ -86,13 +86,15 @@ def detach_torn_part(store: Store, error: str, written_after: datetime) -> str |
 # snapshot's definition file empty, and the embedded engine then refuses to open the store at all. The
 # snapshots are derived data (migration 0017): such a file is moved aside and the migration that creates
 # the object is applied again, which rebuilds it.
-DERIVED = frozenset(
-    {
-        f"{name}{suffix}"
-        for name in ("transaction_rollup", "transactions_attention", "transaction_flow", "workflow_transitions")
-        for suffix in ("", "_mv")
-    }
-)
+# snapshot table → the tables its refreshable view (`<snapshot>_mv`) reads; dashboards/queries/snapshots.py
+# keeps them fresh from the same list.
+SNAPSHOTS: dict[str, tuple[str, ...]] = {
+    "transaction_rollup": ("business_transactions",),
+    "transactions_attention": ("business_transactions",),
+    "transaction_flow": ("business_transactions",),
+    "workflow_transitions": ("business_events",),
+}
+DERIVED = frozenset({f"{name}{suffix}" for name in SNAPSHOTS for suffix in ("", "_mv")})
 
 
 def set_aside_empty_definitions(data_path: str) -> list[str]:
