@@ -172,7 +172,6 @@ class StepFlow:
     usual: float  # seconds: the longest usual gap (the far-out fence of its gaps)
     stoppages: tuple[float, ...]  # seconds, sorted: how long its earlier stoppages lasted (gaps over usual)
     since: datetime | None  # since when nobody has left it while transactions wait there (None: nobody waits)
-    exits: int  # the waits after it that ended while another waited too, in the history read
     known_until: datetime  # the read's now, or its workflow's newest progress event if that is older
 
 
@@ -204,8 +203,7 @@ class Forecaster:
         self.conf = settings.correlation.forecast
         self._waits: dict[tuple[str, ...], Waits] = {}
         self._flows: dict[tuple[str, str], StepFlow] = {}
-        self._read_now: datetime | None = None  # the judging clock of the last history read
-        self._exits: dict[tuple[str, str], datetime] = {}  # exits judged since that read
+        self._exits: dict[tuple[str, str], datetime] = {}  # exits judged since the last history read
         self._stopped: set[tuple[str, str]] = set()  # the steps stopped when changed() last looked
         self._read_at: float | None = None
 
@@ -246,8 +244,8 @@ class Forecaster:
             if int(waiters) >= HELD:
                 since = max(last_exit, first_waiter)
             usual = float(usual) if int(exits) else 0.0
-            flows[(workflow, step)] = StepFlow(usual, tuple(longer), since, int(exits), min(now, seen[workflow]))
-        self._flows, self._read_now, self._exits = flows, now, {}
+            flows[(workflow, step)] = StepFlow(usual, tuple(longer), since, min(now, seen[workflow]))
+        self._flows, self._exits = flows, {}
         waits: dict[tuple[str, ...], Waits] = {}
         for workflow, step, criticality, facility, coarse, n, q in rows:
             level = _LEVEL[int(coarse)]
@@ -262,7 +260,7 @@ class Forecaster:
         step is stopped once that read found nobody had left it for longer than usual while some waited, and
         no exit after that began was judged since."""
         flow = self._flows.get((workflow, step))
-        if flow is None or flow.since is None or self._read_now is None:
+        if flow is None or flow.since is None:
             return None
         exit_at = self._exits.get((workflow, step))
         if exit_at is not None and exit_at > flow.since:  # an exit from before it began does not end it
@@ -279,8 +277,6 @@ class Forecaster:
 
     def changed(self) -> list[tuple[str, str]]:
         """The steps that stopped or moved again since the last call: their waiters need judging again."""
-        if not self.conf.enabled:
-            return []
         now = {k for k in self._flows if self.stoppage(*k) is not None}
         changed = sorted(now ^ self._stopped)
         for workflow, step in changed:

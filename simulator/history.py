@@ -16,11 +16,11 @@ backfill span (two days by default) at `backfill.rates` per hour, and a fault's 
 that long before the live run, so the charts have days to show. The last `backfill.recent_cycles`
 fault cycles before the live run have the live traffic too (its rates per simulated hour): sparse
 history shows how long one transaction waits, not how a step's flow goes while many wait on it,
-which is what tells a stopped step from a slow transaction (breach forecasts, stoppages). Each transaction plays at the
-run's --speed, as live traffic does: its steps and hand-offs take the scenario's simulated
-durations divided by --speed, the scale its SLAs are judged on (demo_config divides them too).
-Played at real durations, history missed targets that are --speed times shorter: the report
-said 3% of completed transactions finished within target.
+which is what tells a stopped step from a slow transaction (breach forecasts, stoppages). Each
+transaction plays at the run's --speed, as live traffic does: its steps and hand-offs take the
+scenario's simulated durations divided by --speed, the scale its SLAs are judged on (demo_config
+divides them too). Played at real durations, history missed targets that are --speed times
+shorter: the report said 3% of completed transactions finished within target.
 """
 
 from __future__ import annotations

@@ -215,13 +215,9 @@ def stopping_history(stoppages: list[float], end: datetime) -> list[list[Any]]:
     return rows
 
 
-def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_lasted(store: Store) -> None:
-    """Requisitions usually leave within a minute; four times in the history nobody left for 15, 16, 17 and 45
-    minutes. Nobody has left for 10 minutes now: a wait that needs the stoppage over within 28 minutes of its
-    start has 3 chances in 4 now and is at risk once it has lasted 17 (past the three short ones), 7 minutes
-    from now; a critical one with an 11-minute SLA left of the stoppage is at risk now, though its own wait
-    is 9 minutes old and every usual wait took a minute."""
-    s = settings(store)
+def stopped_ten_minutes(store: Store) -> datetime:
+    """The stopping history with stoppages of 15, 16, 17 and 45 minutes, and a last exit from requisition ten
+    minutes ago (returned), nobody having left since."""
     last_exit = NOW - timedelta(minutes=10)
     store.insert("business_events", stopping_history([15, 16, 17, 45], last_exit - timedelta(minutes=1)), _COLUMNS)
     store.insert(
@@ -229,6 +225,17 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
         transaction("CLN-04", ("requisition", last_exit - timedelta(minutes=1)), ("approval", last_exit))[1],
         _COLUMNS,
     )
+    return last_exit
+
+
+def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_lasted(store: Store) -> None:
+    """Requisitions usually leave within a minute; four times in the history nobody left for 15, 16, 17 and 45
+    minutes. Nobody has left for 10 minutes now: a wait that needs the stoppage over within 28 minutes of its
+    start has 3 chances in 4 now and is at risk once it has lasted 17 (past the three short ones), 7 minutes
+    from now; a critical one with an 11-minute SLA left of the stoppage is at risk now, though its own wait
+    is 9 minutes old and every usual wait took a minute."""
+    s = settings(store)
+    last_exit = stopped_ten_minutes(store)
     in_line = waiting(store, "CLN-04", 12)  # waiting since before the last exit: its SLA ends 28m into the stoppage
     key, rows = transaction("STM-ICU", ("requisition", NOW - timedelta(minutes=9)))
     store.insert("business_events", rows, _COLUMNS)
@@ -270,13 +277,7 @@ def test_telemetry_that_lags_stops_no_step(store: Store) -> None:
     """The same stopped step, but nothing of the workflow is newer than its last exit ten minutes ago (a
     collector catching up, say): every step of it looks still, so none is called stopped."""
     s = settings(store)
-    last_exit = NOW - timedelta(minutes=10)
-    store.insert("business_events", stopping_history([15, 16, 17, 45], last_exit - timedelta(minutes=1)), _COLUMNS)
-    store.insert(
-        "business_events",
-        transaction("CLN-04", ("requisition", last_exit - timedelta(minutes=1)), ("approval", last_exit))[1],
-        _COLUMNS,
-    )
+    last_exit = stopped_ten_minutes(store)
     for minutes in (12, 11, 10.8, 10.5):
         waiting(store, "CLN-05", minutes)
     judge(store, s)
