@@ -1,13 +1,15 @@
 """Ingest throughput: the naive in-process ceiling against `triage serve` end to end over HTTP.
 
 Run: python bench/ingest.py [--requests 400] [--spans 512] [--clients 4] [--profile FILE]
+(figures and what they mean: docs/operations.md, "Ingest against the naive ceiling")
 
 (1) Ceiling: the same pre-serialized 512-span OTLP requests decoded (opentelemetry-proto),
     flattened to Python columns (collector.flatten) and inserted into a chDB store in 20k-row
     batches, in this process, with no HTTP.
 (2) End to end: `triage serve` runs as its own process on a fresh data directory; a separate
-    load process POSTs the requests over HTTP (keep-alive, `--clients` connections) and the clock
-    stops when the server's /metrics says every span is written (triage_store_written_rows_total).
+    load process POSTs the requests over HTTP (keep-alive, `--clients` connections); the clock runs
+    from its first POST until the server's /metrics says every span is written
+    (triage_store_written_rows_total).
     Run twice: with the write-ahead log (the default: each request fsynced before its 200) and
     without it (ingest.wal.enabled=false), to show what durability costs.
 Prints spans/s of all three, the ratios and the server's peak RSS; with --profile, py-spy samples
@@ -29,6 +31,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,8 +65,11 @@ def ceiling(payloads: list[bytes], spans: int, data_dir: Path) -> float:
     return written / elapsed
 
 
-def _load(url: str, payloads: list[bytes], clients: int) -> None:
-    """POST every payload with `clients` keep-alive connections; retry on 429/503 as OTLP says."""
+def _load(url: str, payloads: list[bytes], clients: int, ready: Any = None) -> None:
+    """POST every payload with `clients` keep-alive connections; retry on 429/503 as OTLP says.
+
+    `ready` (an Event) is set just before the first POST: the clock leaves out this process's start.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     def worker(chunk: list[bytes]) -> None:
@@ -79,6 +85,8 @@ def _load(url: str, payloads: list[bytes], clients: int) -> None:
                     raise RuntimeError(f"server answered {r.status_code}: {r.text[:200]}")
 
     chunks = [payloads[i::clients] for i in range(clients)]
+    if ready is not None:
+        ready.set()
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(worker, chunks))
 
@@ -116,11 +124,16 @@ def end_to_end(
             )
             time.sleep(1.0)
         total = len(payloads) * spans
-        loader = multiprocessing.get_context("spawn").Process(
-            target=_load, args=(f"{server.otlp_http}/v1/traces", payloads, clients)
-        )
-        started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")
+        ready = context.Event()
+        loader = context.Process(target=_load, args=(f"{server.otlp_http}/v1/traces", payloads, clients, ready))
         loader.start()
+        # The clock starts at the first POST, as the ceiling's starts at its first decode: the load
+        # process's start (imports, the payloads' transfer) is neither side's work.
+        while not ready.wait(0.1):
+            if not loader.is_alive():
+                raise RuntimeError(f"load process failed with exit code {loader.exitcode}")
+        started = time.perf_counter()
         while _written(server.api) < total:
             time.sleep(0.02)
             if not loader.is_alive() and loader.exitcode not in (0, None):
