@@ -80,14 +80,17 @@ def _prune(
     for r, resource in enumerate(getattr(message, outer)):
         for s, scope in enumerate(getattr(resource, middle)):
             items = getattr(scope, inner)
-            for i in range(len(items) - 1, -1, -1):
-                problem = problem_of(items[i])
-                if problem:
-                    rejected += max(weight(items[i]), 1)
-                    errors.append(f"{outer}[{r}].{middle}[{s}].{inner}[{i}]: {problem}")
-                    del items[i]
-                else:
-                    accepted += weight(items[i])
+            # One pass to judge (nearly always finding nothing), then deletions from the end.
+            problems = [(i, problem) for i, item in enumerate(items) if (problem := problem_of(item))]
+            if weight is _one:
+                accepted += len(items) - len(problems)
+            else:
+                bad = {i for i, _ in problems}
+                accepted += sum(weight(item) for i, item in enumerate(items) if i not in bad)
+            for i, problem in reversed(problems):
+                rejected += max(weight(items[i]), 1)
+                errors.append(f"{outer}[{r}].{middle}[{s}].{inner}[{i}]: {problem}")
+                del items[i]
     return accepted, rejected, errors
 
 
@@ -95,10 +98,31 @@ def _one(_: Any) -> int:
     return 1
 
 
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+
+
+def _span_fine(span: Any, oldest_ns: int) -> bool:
+    """The common case in one expression (a third of `_span_problem`'s cost): a span with links, or any
+    doubt, goes on to `_span_problem`, which names what is wrong."""
+    trace, own, parent = span.trace_id, span.span_id, span.parent_span_id
+    return (
+        span.start_time_unix_nano > oldest_ns
+        and len(trace) == 16
+        and trace != _ZERO_TRACE
+        and len(own) == 8
+        and own != _ZERO_SPAN
+        and (not parent or len(parent) == 8)
+        and not span.links
+    )
+
+
 def validate_traces(message: Any, window: Window | None = None) -> Decoded:
     """Drop spans with invalid ids, no start time, or older than retention."""
     path = ("resource_spans", "scope_spans", "spans")
-    accepted, rejected, errors = _prune(message, path, lambda span: _span_problem(span, window), _one)
+    oldest = window.oldest_ns if window is not None else 0
+    accepted, rejected, errors = _prune(
+        message, path, lambda span: "" if _span_fine(span, oldest) else _span_problem(span, window), _one
+    )
     return Decoded("traces", message, accepted, rejected, _summary(errors, "spans"))
 
 

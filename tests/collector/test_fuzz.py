@@ -5,8 +5,10 @@ else would be a 500."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +172,31 @@ def test_hl7_and_free_text_through_the_redactor(data: st.DataObject) -> None:
     req: Any = REQUEST_TYPES["logs"]()
     req.resource_logs.add().scope_logs.add().log_records.add().body.string_value = text
     _REDACTOR.redact_message(req)
+
+
+def test_span_fast_path_agrees_with_the_full_check() -> None:
+    """The receiver's one-expression check passes only spans the full check (which names the problem)
+    also passes, and validation's verdict is the full check's: every combination of good and bad
+    ids, start times, links and retention, exhaustively (about 16k spans)."""
+    from collector.validate import Window, _span_fine, _span_problem
+
+    ids = [b"", bytes(8), bytes(16), b"\x01" * 7, b"\x01" * 8, b"\x01" * 9, b"\x02" * 16, b"\x02" * 17]
+    starts = [0, 1, 1_700_000_000_000_000_000, time.time_ns()]
+    links = [(), ((b"\x02" * 16, b"\x01" * 8),), ((bytes(16), b"\x01" * 8),), ((b"\x02" * 16, b"\x01" * 9),)]
+    fine = 0
+    for trace, own, parent, start, linked, days in itertools.product(ids, ids, ids, starts, links, (None, 7)):
+        req: Any = REQUEST_TYPES["traces"]()
+        span = req.resource_spans.add().scope_spans.add().spans.add()
+        span.trace_id, span.span_id, span.parent_span_id, span.start_time_unix_nano = trace, own, parent, start
+        for link_trace, link_span in linked:
+            link = span.links.add()
+            link.trace_id, link.span_id = link_trace, link_span
+        window = Window.of(days) if days else None
+        problem = _span_problem(span, window)
+        if _span_fine(span, window.oldest_ns if window else 0):
+            fine += 1
+            assert problem == "", (trace, own, parent, start, linked, days)
+        decoded = validate("traces", req, retention_days=days)
+        assert (decoded.accepted, decoded.rejected) == ((1, 0) if problem == "" else (0, 1))
+        assert (problem in decoded.error) if problem else decoded.error == ""
+    assert fine > 0  # the fast path is taken at all
