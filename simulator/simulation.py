@@ -25,7 +25,7 @@ from simulator.kafka import KafkaTopics, RoutedBroker
 from simulator.live import LiveEstate
 from simulator.observe import Observer
 from simulator.scenario import Scenario
-from simulator.telemetry import Telemetry
+from simulator.telemetry import PATIENCE, Telemetry
 from simulator.transactions import Keys, Transactions, write_truth
 from simulator.truth import HealthLedger, Judge, Margins
 from triage.errors import TriageError
@@ -250,8 +250,13 @@ class Run:
         truth, close the queues and the telemetry."""
         sim = self.simulation
         sim.status.phase = "stopping"
-        if flush:
-            self.telemetry.flush(timeout=10.0)
+        if flush and not self.telemetry.flush():
+            log.warning(
+                "event=telemetry_not_delivered lost=%d hint='Triage refused telemetry for over %.0f s; the ground "
+                "truth counts it as sent, so scores against it are off'",
+                self.telemetry.lost,
+                PATIENCE,
+            )
         if sim.options.truth:
             write_truth(sim.options.truth, sim.transactions.truth(sim.judge, time.time(), self.margins))
         self.broker.close()

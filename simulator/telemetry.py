@@ -9,6 +9,7 @@ ground truth follows exactly what was sent, when it was sent.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -20,11 +21,11 @@ import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import Logger, LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
+from opentelemetry.sdk._logs import Logger, LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from simulator.observe import Observer, health_components, health_error
@@ -44,6 +45,7 @@ MIRTH_SOURCE = "mirth"
 _SEVERITY = {"INFO": (SeverityNumber.INFO, 9), "WARN": (SeverityNumber.WARN, 13), "ERROR": (SeverityNumber.ERROR, 17)}
 RAW_EVERY = 0.5  # seconds between POSTs of raw log lines
 _QUEUE_SIZE = 1 << 18  # the backfill sends tens of thousands of spans at once: never drop them
+PATIENCE = 120.0  # seconds a batch is offered again while Triage refuses it (429/503) before it counts as lost
 
 
 @dataclass
@@ -88,6 +90,61 @@ def otlp_exporters(otlp_url: str, headers: dict[str, str]) -> Exporters:
     )
 
 
+class _Patience:
+    """Offers a batch again until Triage takes it. The SDK's OTLP exporter gives a batch up once its
+    own timeout passes (a Retry-After longer than what is left of it included): under backpressure,
+    while the backfill is written on a slow machine, that silently loses telemetry the ground truth
+    counts as sent. A real estate's collector queues and retries; so does the simulator."""
+
+    def __init__(self, what: str, closing: threading.Event) -> None:
+        self.what = what
+        self.closing = closing
+        self.lost = 0
+
+    def offer(self, send: Callable[[], bool], items: int) -> bool:
+        deadline, pause = time.monotonic() + PATIENCE, 0.5
+        while True:
+            if send():
+                return True
+            if self.closing.is_set() or time.monotonic() + pause > deadline:
+                self.lost += items
+                log.warning("event=telemetry_lost what=%s items=%d lost=%d", self.what, items, self.lost)
+                return False
+            log.info("event=telemetry_retry what=%s items=%d pause=%.1f", self.what, items, pause)
+            self.closing.wait(pause)
+            pause = min(pause * 2, 5.0)
+
+
+class _PatientSpans(SpanExporter):
+    def __init__(self, inner: SpanExporter, patience: _Patience) -> None:
+        self.inner, self.patience = inner, patience
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        sent = self.patience.offer(lambda: self.inner.export(spans) == SpanExportResult.SUCCESS, len(spans))
+        return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class _PatientLogs(LogRecordExporter):
+    def __init__(self, inner: LogRecordExporter, patience: _Patience) -> None:
+        self.inner, self.patience = inner, patience
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        sent = self.patience.offer(lambda: self.inner.export(batch) == LogRecordExportResult.SUCCESS, len(batch))
+        return LogRecordExportResult.SUCCESS if sent else LogRecordExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
 class Telemetry:
     """The estate's services as OpenTelemetry SDK providers exporting to Triage, plus its API."""
 
@@ -115,13 +172,16 @@ class Telemetry:
         self._raw_sent = 0.0
         self.sent_spans = 0
         self.dropped_lines = 0
+        self._closing = threading.Event()
+        self.span_delivery = _Patience("spans", self._closing)
+        self.log_delivery = _Patience("logs", self._closing)
 
     def _tracer(self, service: str) -> trace.Tracer:
         tracer = self._tracers.get(service)
         if tracer is None:
             provider = TracerProvider(resource=Resource.create({"service.name": service}))
             processor = BatchSpanProcessor(
-                self.exporters.spans(),
+                _PatientSpans(self.exporters.spans(), self.span_delivery),
                 max_queue_size=_QUEUE_SIZE,
                 schedule_delay_millis=250,
                 max_export_batch_size=2048,
@@ -136,7 +196,11 @@ class Telemetry:
         if logger is None:
             provider = LoggerProvider(resource=Resource.create({"service.name": service}))
             provider.add_log_record_processor(
-                BatchLogRecordProcessor(self.exporters.logs(), max_queue_size=_QUEUE_SIZE, schedule_delay_millis=250)
+                BatchLogRecordProcessor(
+                    _PatientLogs(self.exporters.logs(), self.log_delivery),
+                    max_queue_size=_QUEUE_SIZE,
+                    schedule_delay_millis=250,
+                )
             )
             self._providers.append(provider)
             created = provider.get_logger("triage.simulator")
@@ -316,21 +380,33 @@ class Telemetry:
         if response.status_code != 202:
             log.warning("event=queue_samples_refused status=%d body=%s", response.status_code, response.text[:300])
 
-    def flush(self, timeout: float = 10.0) -> None:
-        """Send everything held back or buffered now."""
+    def flush(self, timeout: float = PATIENCE) -> bool:
+        """Send everything held back or buffered now; whether all of it was taken in `timeout`."""
         for p in self._late:
             p.deliver_at = 0.0
-        self.export(timeout)
+        return self.export(timeout)
 
-    def export(self, timeout: float = 10.0) -> None:
+    def export(self, timeout: float = PATIENCE) -> bool:
         """Hand Triage everything sent so far (the SDK's buffers, queued raw lines) before returning;
-        telemetry held back as late stays held back."""
+        telemetry held back as late stays held back. False when some of it was not taken within
+        `timeout` (still being offered again) or was lost (`lost`)."""
         self._raw_sent = 0.0
         self.pump(time.time())
+        lost = self.lost
+        deadline = time.monotonic() + timeout
+        flushed = True
         for provider in self._providers:
-            provider.force_flush(int(timeout * 1000))
+            left = max(deadline - time.monotonic(), 0.0)
+            flushed = provider.force_flush(int(left * 1000)) and flushed
+        return flushed and self.lost == lost
+
+    @property
+    def lost(self) -> int:
+        """Spans, log records and raw lines Triage never took (refused for longer than PATIENCE)."""
+        return self.span_delivery.lost + self.log_delivery.lost + self.dropped_lines
 
     def close(self) -> None:
+        self._closing.set()  # the server may be gone: a refused batch is not offered again
         for provider in self._providers:
             provider.shutdown()
         self.api.close()

@@ -39,6 +39,8 @@ class Expected:
     state: str
     cause_kind: str | None = None
     component: str | None = None
+    due: float | None = None  # when the next step fell or falls due (epoch seconds), while one is awaited
+    overdue: bool = False  # stuck because that time passed (not because of a failure of its own)
 
 
 @dataclass(frozen=True)
@@ -138,19 +140,38 @@ class Judge:
             return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, own)
         facility = next((o.facility for o in obs if o.facility), "")
         next_step, sla = _next(frontier, self.criticality.get(facility, "normal"))
-        if sla is None or clock <= last_at / 1e9 + sla:
+        if sla is None:
             return Expected(State.IN_PROGRESS)
+        due = last_at / 1e9 + sla
+        if clock <= due:
+            return Expected(State.IN_PROGRESS, due=due)
         sent = [obs[last], *after] if last is not None else after  # a step's own message counts as sent
         queue = _pending_queue(sent)
         if queue is not None:
-            return Expected(State.BLOCKED, CauseKind.QUEUE_BACKLOG, self.queue_names.get(queue, queue))
+            return Expected(State.BLOCKED, CauseKind.QUEUE_BACKLOG, self.queue_names.get(queue, queue), due, True)
         for step in frontier:
             service = step.match.service
             if service and self.health.unhealthy(service, clock, visible):
-                return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, service)
+                return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, service, due, True)
         if next_step is not None and next_step.human:
-            return Expected(State.STALLED, CauseKind.AWAITING_APPROVAL, next_step.match.service or next_step.name)
-        return Expected(State.STALLED, CauseKind.UNKNOWN, next_step.name if next_step else current)
+            human = next_step.match.service or next_step.name
+            return Expected(State.STALLED, CauseKind.AWAITING_APPROVAL, human, due, True)
+        return Expected(State.STALLED, CauseKind.UNKNOWN, next_step.name if next_step else current, due, True)
+
+    @staticmethod
+    def held(
+        expected: Expected | None, observations: Sequence[Observation], since: float | None, clock: float, late: float
+    ) -> bool:
+        """Whether Triage holds an overdue verdict back for a cycle at `clock` (the previous cycle was at `since`,
+        and did not call the transaction stuck): what arrived in between is all from before the due time and
+        some of it arrived `late` seconds or more after its own time (a backfill, a backlog catching up), so
+        the rest of it may yet show the transaction moved on (docs/correlation.md, "Late data")."""
+        if expected is None or not expected.overdue or expected.due is None:
+            return False
+        fresh = [o for o in observations if (since is None or o.emitted > since) and o.emitted <= clock]
+        if not fresh or any(o.at >= expected.due for o in fresh):
+            return False
+        return any(o.emitted - o.at >= late for o in fresh)
 
     def waits(self, workflow: str, observations: Sequence[Observation]) -> list[Wait]:
         """Every wait under an SLA the transaction has had, in order, as the correlator times them: from the
