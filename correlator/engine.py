@@ -30,6 +30,7 @@ from correlator.verdicts import cause_rows, transaction_row
 from correlator.windows import ReadWindows, to_millisecond
 from correlator.worklist import Worklist
 from triage.health import TaskHealth
+from triage.metrics import observe_many
 from triage.settings import Facility, Settings, Shard, Workflow
 from triage.store import Store
 from triage.vocabulary import STUCK, Criticality, State
@@ -148,8 +149,11 @@ class Correlator:
         suffix = scratch_suffix(self.shard, scratch)
         self._scratch = {"correlator_touched": f"correlator_touched{suffix}"}
         self._scratch["correlator_affected"] = f"correlator_affected{suffix}"
+        self._scratch["correlator_keyed"] = f"correlator_keyed{suffix}"
         self._scratch_ready = not suffix
-        self.stitcher = Stitcher(store, settings, self.shard, self._scratch["correlator_touched"])
+        self.stitcher = Stitcher(
+            store, settings, self.shard, self._scratch["correlator_touched"], self._scratch["correlator_keyed"]
+        )
         self.worklist = Worklist(store, self.shard, self._scratch["correlator_affected"])
         self.watermark_name = WATERMARK if self.shard.count == 1 else f"{WATERMARK}/{self.shard.name}"
         # Only one correlator exports the store-wide figures (span lag, business gauges): the first shard's.
@@ -279,8 +283,7 @@ class Correlator:
             return
         rows = self.store.query(_WINDOW_LAG, {"lo": lo, "hi": hi, "done": utcnow()}).result_rows
         for lag, count in rows:
-            for _ in range(min(int(count), 100_000)):
-                metrics.SPAN_LAG.observe(max(0.0, float(lag)))
+            observe_many(metrics.SPAN_LAG, max(0.0, float(lag)), int(count))
 
     def _evaluate(
         self, now: datetime, arrived_after: datetime | None, may_write: Callable[[], bool] | None

@@ -109,18 +109,24 @@ INSERT INTO correlator_touched
 SELECT DISTINCT ToTrace FROM trace_edges
 WHERE FromTrace IN {_TOUCHED} AND ToTrace NOT IN {_TOUCHED}
 """
-_KEYS_OF_TOUCHED = f"(SELECT DISTINCT TraceId, Workflow, Key FROM trace_keys WHERE TraceId IN {_TOUCHED} AND __OWNED__)"
+# The keys of every touched trace, read once a cycle into a scratch table: both event statements join on it,
+# and reading trace_keys by a set of random trace ids reaches most of its granules.
+_KEYED = f"""
+INSERT INTO correlator_keyed
+SELECT DISTINCT TraceId, Workflow, Key FROM trace_keys WHERE TraceId IN {_TOUCHED} AND __OWNED__
+"""
 
 
 class _WindowedStore:
     """The store, with this cycle's window column, this worker's scratch table and its shard's condition
     substituted into every statement."""
 
-    def __init__(self, store: Store, shard: Shard, touched: str) -> None:
+    def __init__(self, store: Store, shard: Shard, touched: str, keyed: str) -> None:
         self._store = store
         self.column = "TriageIngestedAt"
         self._names = {
             "correlator_touched": touched,
+            "correlator_keyed": keyed,
             "__OWNED_K__": shard.owns("k.Workflow", "k.Key"),
             "__OWNED__": shard.owns(),
         }
@@ -142,10 +148,15 @@ class Stitcher:
     """Runs the stitching statements of one cycle for the configured workflows."""
 
     def __init__(
-        self, store: Store, settings: Settings, shard: Shard | None = None, touched: str = "correlator_touched"
+        self,
+        store: Store,
+        settings: Settings,
+        shard: Shard | None = None,
+        touched: str = "correlator_touched",
+        keyed: str = "correlator_keyed",
     ) -> None:
         self.shard = shard or Shard()
-        self.store = _WindowedStore(store, self.shard, touched)
+        self.store = _WindowedStore(store, self.shard, touched, keyed)
         self.settings = settings
         self.workflows = settings.workflows
 
@@ -165,6 +176,8 @@ class Stitcher:
         for _ in range(self.settings.correlation.hop_rounds):
             s.command(_PROPAGATE)
             s.command(_EXPAND)
+        s.command("TRUNCATE TABLE correlator_keyed")
+        s.command(_KEYED)
         before = self._event_count()
         self._span_events(since)
         self._log_events(window, since)
@@ -225,7 +238,7 @@ class Stitcher:
                    s.ServiceName AS ServiceName, s.TraceId AS TraceId, s.SpanKind AS SpanKind,
                    s.SpanName AS SpanName, s.SpanAttributes AS SpanAttributes, s.StatusCode AS StatusCode,
                    s.StatusMessage AS StatusMessage, s.TriageIngestedAt AS TriageIngestedAt, {own} AS own
-            FROM otel_traces AS s INNER JOIN {_KEYS_OF_TOUCHED} AS k ON s.TraceId = k.TraceId
+            FROM otel_traces AS s INNER JOIN correlator_keyed AS k ON s.TraceId = k.TraceId
             WHERE s.TraceId IN {_TOUCHED} AND s.Timestamp >= {{since:DateTime64(9)}}
         )
         ARRAY JOIN [{step}] AS step, [if({_ERROR}, 'error', 'ok')] AS status, [{failure}] AS failure,
@@ -250,7 +263,7 @@ class Stitcher:
                        l.SpanId AS SpanId, l.ServiceName AS ServiceName, l.Body AS Body,
                        l.SeverityNumber AS SeverityNumber, l.LogAttributes AS LogAttributes,
                        l.TriageIngestedAt AS TriageIngestedAt, {own} AS own
-                FROM otel_logs AS l INNER JOIN {_KEYS_OF_TOUCHED} AS k ON l.TraceId = k.TraceId
+                FROM otel_logs AS l INNER JOIN correlator_keyed AS k ON l.TraceId = k.TraceId
                 WHERE l.TraceId IN {_TOUCHED} AND l.Timestamp >= {{since:DateTime64(9)}}
             )
             WHERE empty(own) OR has(own, Key)

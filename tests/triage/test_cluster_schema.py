@@ -52,6 +52,7 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
     "triage_leases": ("global", "MergeTree", None),
     "correlator_touched": ("node", "Memory", None),
     "correlator_affected": ("node", "Memory", None),
+    "correlator_keyed": ("node", "Memory", None),
     "otel_traces_otlp_in": ("node", "Null", None),
     "otel_traces_service_minutes": ("sharded", "AggregatingMergeTree", "cityHash64(CAST(ServiceName, 'String'))"),
     "otel_traces_peer_minutes": ("sharded", "AggregatingMergeTree", "cityHash64(Peer)"),
