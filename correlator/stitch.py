@@ -76,6 +76,9 @@ SELECT link, TraceId, 'link', Timestamp
 FROM otel_traces ARRAY JOIN Links.TraceId AS link
 WHERE {_SPAN_WINDOW} AND link != '' AND link != TraceId
 """
+# A constant once the scalar subquery is computed: a window without message ids reads none of the lookback's
+# producer and consumer spans (otherwise the IN reads the attributes of every one of them, every cycle).
+_ANY_IDS = "(SELECT count() FROM ids) > 0"
 _MESSAGE_EDGES = f"""
 INSERT INTO trace_edges (FromTrace, ToTrace, Via, SeenAt)
 WITH ids AS (
@@ -84,10 +87,10 @@ WITH ids AS (
 )
 SELECT p.TraceId, c.TraceId, 'message', c.Timestamp
 FROM (SELECT TraceId, {MESSAGE_ID} AS mid, Timestamp FROM otel_traces
-      WHERE SpanKind = 'Consumer' AND Timestamp >= {{since:DateTime64(9)}}
+      WHERE {_ANY_IDS} AND SpanKind = 'Consumer' AND Timestamp >= {{since:DateTime64(9)}}
         AND {MESSAGE_ID} IN (SELECT mid FROM ids)) AS c
 INNER JOIN (SELECT TraceId, {MESSAGE_ID} AS mid FROM otel_traces
-            WHERE SpanKind = 'Producer' AND Timestamp >= {{since:DateTime64(9)}}
+            WHERE {_ANY_IDS} AND SpanKind = 'Producer' AND Timestamp >= {{since:DateTime64(9)}}
               AND {MESSAGE_ID} IN (SELECT mid FROM ids)) AS p
     ON p.mid = c.mid
 WHERE p.TraceId != c.TraceId
