@@ -39,8 +39,9 @@ class Expected:
     state: str
     cause_kind: str | None = None
     component: str | None = None
-    due: float | None = None  # when the next step fell or falls due (epoch seconds), while one is awaited
-    overdue: bool = False  # stuck because that time passed (not because of a failure of its own)
+    # When the next step fell or falls due (epoch seconds), while one is awaited: set on a stuck verdict only
+    # when it is stuck because that time passed (not because of a failure of its own).
+    due: float | None = None
 
 
 @dataclass(frozen=True)
@@ -148,15 +149,15 @@ class Judge:
         sent = [obs[last], *after] if last is not None else after  # a step's own message counts as sent
         queue = _pending_queue(sent)
         if queue is not None:
-            return Expected(State.BLOCKED, CauseKind.QUEUE_BACKLOG, self.queue_names.get(queue, queue), due, True)
+            return Expected(State.BLOCKED, CauseKind.QUEUE_BACKLOG, self.queue_names.get(queue, queue), due)
         for step in frontier:
             service = step.match.service
             if service and self.health.unhealthy(service, clock, visible):
-                return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, service, due, True)
+                return Expected(State.BLOCKED, CauseKind.DEPENDENCY_ERROR, service, due)
         if next_step is not None and next_step.human:
             human = next_step.match.service or next_step.name
-            return Expected(State.STALLED, CauseKind.AWAITING_APPROVAL, human, due, True)
-        return Expected(State.STALLED, CauseKind.UNKNOWN, next_step.name if next_step else current, due, True)
+            return Expected(State.STALLED, CauseKind.AWAITING_APPROVAL, human, due)
+        return Expected(State.STALLED, CauseKind.UNKNOWN, next_step.name if next_step else current, due)
 
     @staticmethod
     def held(
@@ -166,7 +167,7 @@ class Judge:
         and did not call the transaction stuck): what arrived in between is all from before the due time and
         some of it arrived `late` seconds or more after its own time (a backfill, a backlog catching up), so
         the rest of it may yet show the transaction moved on (docs/correlation.md, "Late data")."""
-        if expected is None or not expected.overdue or expected.due is None:
+        if expected is None or expected.due is None or expected.state not in STUCK:
             return False
         fresh = [o for o in observations if (since is None or o.emitted > since) and o.emitted <= clock]
         if not fresh or any(o.at >= expected.due for o in fresh):
