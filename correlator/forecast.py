@@ -11,17 +11,20 @@ The rule (docs/correlation.md, "Breach forecasts"): with F the share of past wai
 duration, a transaction still waiting after t makes an SLA s with probability (F(s) - F(t)) / (1 - F(t)).
 It is at risk from the first t at which that falls to 1 - risk_share, which is
 t* = F⁻¹((F(s) - (1 - risk_share)) / risk_share): with risk_share 1 it is the issue's "its elapsed time
-exceeds the share of history that finished within the SLA". A wait that has not ended is in the history
-once its transaction is overdue (past the SLA it was judged by), as lasting until now: it did not end
-within the SLA, and for every duration up to the SLA that is all F needs to know. Without them the waits
-that never end (an approver away for good, a message lost) would leave F(s) optimistic and the risk time
-late. Waits still within their SLA are left out until they end or go overdue: their outcome is unknown.
+exceeds the share of history that finished within the SLA". A flag needs `min_evidence` past waits that
+missed the SLA: past the slowest of waits that all made it, history says nothing either way. A wait that
+has not ended is in the history once its transaction is overdue (past the SLA it was judged by), as
+lasting until now: it did not end within the SLA, and for every duration up to the SLA that is all F needs
+to know. Without them the waits that never end (an approver away for good, a message lost) would leave
+F(s) optimistic and the risk time late. Waits still within their SLA are left out until they end or go
+overdue: their outcome is unknown.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -175,22 +178,30 @@ class StepFlow:
     known_until: datetime  # the read's now, or its workflow's newest progress event if that is older
 
 
-def stoppage_risk(stoppages: tuple[float, ...], age: float, left: float, risk_share: float) -> float:
+def stoppage_risk(stoppages: tuple[float, ...], age: float, left: float, risk_share: float, min_evidence: int) -> float:
     """How old a stoppage is when a transaction stuck behind it becomes at risk of missing its SLA `left`
-    seconds after the stoppage began (module docstring: stopped steps), at least its `age` now."""
+    seconds after the stoppage began (module docstring: stopped steps), at least its `age` now; `left` (not
+    before its SLA passes) unless `min_evidence` earlier stoppages or more outlasted it."""
+    if len(stoppages) - bisect.bisect_right(stoppages, left) < min_evidence:
+        return left  # nothing says a stoppage this long would not end in time
     for at in (age, *(x for x in stoppages if x > age)):
         if at >= left:
             return left
         longer = len(stoppages) - bisect.bisect_right(stoppages, at)  # earlier stoppages that lasted past `at`
         ended_in_time = bisect.bisect_right(stoppages, left) - bisect.bisect_right(stoppages, at)
-        if longer == 0 or ended_in_time / longer <= 1.0 - risk_share:
+        if ended_in_time / longer <= 1.0 - risk_share:
             return at
     return left
 
 
-def risk_after(waits: Waits, sla: float, risk_share: float) -> float:
-    """How long into its wait a transaction becomes at risk of missing `sla` (module docstring: t*)."""
-    level = (waits.share_within(sla) - (1.0 - risk_share)) / risk_share
+def risk_after(waits: Waits, sla: float, risk_share: float, min_evidence: int) -> float:
+    """How long into its wait a transaction becomes at risk of missing `sla` (module docstring: t*); `sla`
+    (not before it passes) unless `min_evidence` past waits or more missed it."""
+    made = waits.share_within(sla)
+    # The waits past the SLA; interpolating between kept quantiles splits at most one of them: count it whole.
+    if math.ceil(waits.samples * (1.0 - made) - 1e-6) < min_evidence:
+        return sla
+    level = (made - (1.0 - risk_share)) / risk_share
     return 0.0 if level <= 0 else min(sla, waits.quantile(level))
 
 
@@ -314,8 +325,28 @@ class Forecaster:
         if not self.conf.enabled or not step:
             return None
         stopped = self.stoppage(workflow, step)
-        if stopped is not None:
-            return self._behind_stoppage(step, *stopped, waiting_since, sla)
+        from_waits = self._from_waits(workflow, step, facility, criticality, waiting_since, sla)
+        if stopped is None:
+            return from_waits
+        behind = self._behind_stoppage(step, *stopped, waiting_since, sla)
+        if behind.risk_at is None or from_waits is None or from_waits.risk_at is None:
+            return behind
+        if behind.risk_at >= waiting_since + timedelta(seconds=sla or 0) > from_waits.risk_at:
+            # Too few earlier stoppages lasted past this SLA to flag on; the step's waits (those that went overdue
+            # in this stoppage among them) have the evidence.
+            return Forecast(behind.next_step_eta, from_waits.risk_at, f"{behind.basis}; waits: {from_waits.basis}")
+        return behind
+
+    def _from_waits(
+        self,
+        workflow: str,
+        step: str,
+        facility: str,
+        criticality: str,
+        waiting_since: datetime,
+        sla: float | None,
+    ) -> Forecast | None:
+        """The forecast from the step's past waits on the narrowest basis with enough of them, or None."""
         waits = self.waits(workflow, step, facility, criticality)
         if waits is None:
             return None
@@ -325,7 +356,7 @@ class Forecaster:
         basis += f", median {format_duration(median)}"
         if sla is None:
             return Forecast(eta, None, basis)
-        risk = risk_after(waits, sla, self.conf.risk_share)
+        risk = risk_after(waits, sla, self.conf.risk_share, self.conf.min_evidence)
         basis += f", {waits.share_within(sla):.0%} within the {format_duration(sla)} SLA"
         return Forecast(eta, waiting_since + timedelta(seconds=risk), basis)
 
@@ -344,7 +375,7 @@ class Forecaster:
         if sla is None:
             return Forecast(eta, None, basis)
         left = (waiting_since - since).total_seconds() + sla  # the SLA's end, from the stoppage's start
-        risk = stoppage_risk(flow.stoppages, age, left, self.conf.risk_share)
+        risk = stoppage_risk(flow.stoppages, age, left, self.conf.risk_share, self.conf.min_evidence)
         ended_in_time = bisect.bisect_right(flow.stoppages, left) - bisect.bisect_right(flow.stoppages, age)
         basis += f"; {ended_in_time} of {len(lasting)} that lasted as long ended within the SLA"
         return Forecast(eta, since + timedelta(seconds=risk), basis)

@@ -119,36 +119,51 @@ def test_waits_interpolate_like_the_sample_they_come_from() -> None:
     assert waits.share_within(30 * MIN) == pytest.approx(29 / 39)
     assert waits.share_within(0.5 * MIN) == 0 and waits.share_within(41 * MIN) == 1
     # Still waiting at t*, the SLA is made with probability (F(s) - F(t*)) / (1 - F(t*)) = 1 - risk_share.
-    risk = risk_after(waits, 30 * MIN, 0.95)
+    risk = risk_after(waits, 30 * MIN, 0.95, 3)
     made = (waits.share_within(30 * MIN) - waits.share_within(risk)) / (1 - waits.share_within(risk))
     assert made == pytest.approx(0.05, abs=1e-6)
     assert risk == pytest.approx((1 + 39 * (29 / 39 - 0.05) / 0.95) * MIN)
+    # A flag rests on evidence: 10 of the 40 waits (10/39 of the spread) went past the SLA; 12 flags nothing.
+    assert risk_after(waits, 30 * MIN, 0.95, 11) == risk
+    assert risk_after(waits, 30 * MIN, 0.95, 12) == 30 * MIN
+    # Every past wait made a 45-minute SLA: no wait that long is known to miss it, so none is flagged before it.
+    assert risk_after(waits, 45 * MIN, 0.95, 1) == 45 * MIN
     # When most of history misses the SLA, a transaction is at risk from the start of its wait.
-    assert risk_after(waits, 2 * MIN, 0.95) == 0
+    assert risk_after(waits, 2 * MIN, 0.95, 3) == 0
 
 
-def test_forecast_from_history_eta_is_the_median_and_at_risk_past_the_slowest_in_time(store: Store) -> None:
-    """40 waits of 1..20.5 minutes at a normal clinic, SLA 30 minutes: every one made it, so a transaction
-    is at risk once it has waited longer than the slowest (20.5 minutes), 9.5 minutes before its breach."""
+def test_forecast_from_history_eta_is_the_median_and_at_risk_once_waits_as_long_missed(store: Store) -> None:
+    """40 waits at a normal clinic, SLA 30 minutes: 36 of 1..18.5 minutes and 4 of 40..55 (they missed it). The
+    ETA is the median wait; a transaction is at risk once at most 5% of the past waits that lasted as long made
+    the SLA (t* = F⁻¹((F(30m) - 0.05) / 0.95), about 26 minutes, where 3.7 of the 40 waits reach). Another
+    clinic whose 40 waits of 1..20.5 minutes all made it flags nobody before the SLA: past its slowest wait
+    history says nothing of missing it (min_evidence)."""
     s = settings(store)
+    waits = [1 + k / 2 for k in range(36)] + [40, 45, 50, 55]
+    store.insert("business_events", history("CLN-04", waits, NOW - timedelta(hours=5)), _COLUMNS)
     store.insert(
-        "business_events", history("CLN-04", [1 + k / 2 for k in range(40)], NOW - timedelta(hours=5)), _COLUMNS
+        "business_events", history("CLN-05", [1 + k / 2 for k in range(40)], NOW - timedelta(hours=5)), _COLUMNS
     )
-    calm, late = waiting(store, "CLN-04", 19), waiting(store, "CLN-04", 22)
+    calm, late = waiting(store, "CLN-04", 15), waiting(store, "CLN-04", 27)
+    unknown = waiting(store, "CLN-05", 22)
     judge(store, s)
 
     calm_tx, late_tx = get_transaction(store, "procure_to_pay", calm), get_transaction(store, "procure_to_pay", late)
     assert calm_tx is not None and late_tx is not None
     assert calm_tx.state == late_tx.state == "in_progress"
-    for tx, minutes in ((calm_tx, 19), (late_tx, 22)):
+    for tx, minutes in ((calm_tx, 15), (late_tx, 27)):
         f = tx.forecast
         assert f is not None
         waiting_since = NOW - timedelta(minutes=minutes)
-        assert abs((f.next_step_eta - waiting_since).total_seconds() - 10.75 * MIN) < 1  # median of 1..20.5
+        assert abs((f.next_step_eta - waiting_since).total_seconds() - 10.75 * MIN) < 1  # median of the 40
         assert f.breach_at == waiting_since + timedelta(minutes=30)
-        assert f.risk_at is not None and abs((f.risk_at - waiting_since).total_seconds() - 20.5 * MIN) < 1
+        assert f.risk_at is not None and 25.5 * MIN < (f.risk_at - waiting_since).total_seconds() < 26.7 * MIN
         assert f.basis.startswith("facility CLN-04: 40 waits after requisition in 7d, median 10m")
-        assert "100% within the 30m SLA" in f.basis
+        assert "91% within the 30m SLA" in f.basis
+    unknown_tx = get_transaction(store, "procure_to_pay", unknown)
+    assert unknown_tx is not None and unknown_tx.forecast is not None and not unknown_tx.forecast.at_risk
+    assert "100% within the 30m SLA" in unknown_tx.forecast.basis
+    assert unknown_tx.forecast.risk_at == unknown_tx.forecast.breach_at  # not before the SLA passes
     assert calm_tx.forecast is not None and not calm_tx.forecast.at_risk
     assert late_tx.forecast is not None and late_tx.forecast.at_risk
 
@@ -169,7 +184,7 @@ def test_forecast_from_history_eta_is_the_median_and_at_risk_past_the_slowest_in
 def test_waits_that_never_ended_count_once_overdue(store: Store) -> None:
     """29 waits that ended within 1..15 minutes, and 10 transactions still stuck after requisition, hours past
     their 30-minute SLA: once judged overdue they are history too (as lasting until now), so 29 of 39 waits
-    made the SLA, not all, and the risk time comes before the slowest wait that made it, not at it."""
+    made the SLA, not all, and the slow one is at risk before its SLA passes, where it was not flagged at all."""
     s = settings(store)
     store.insert(
         "business_events", history("CLN-04", [1 + k / 2 for k in range(29)], NOW - timedelta(hours=5)), _COLUMNS
@@ -183,7 +198,7 @@ def test_waits_that_never_ended_count_once_overdue(store: Store) -> None:
     assert first is not None and first.forecast is not None and first.forecast.risk_at is not None
     assert first.forecast.basis.startswith("facility CLN-04: 29 waits after requisition")
     assert "100% within the 30m SLA" in first.forecast.basis
-    assert abs((first.forecast.risk_at - since).total_seconds() - 15 * MIN) < 1  # the slowest that made it
+    assert first.forecast.risk_at == since + timedelta(minutes=30)  # none known to miss: no flag before the SLA
 
     judge(store, s)  # a new correlator reads the history again: the ten are overdue now
     again = get_transaction(store, "procure_to_pay", slow)
@@ -231,9 +246,11 @@ def stopped_ten_minutes(store: Store) -> datetime:
 def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_lasted(store: Store) -> None:
     """Requisitions usually leave within a minute; four times in the history nobody left for 15, 16, 17 and 45
     minutes. Nobody has left for 10 minutes now: a wait that needs the stoppage over within 28 minutes of its
-    start has 3 chances in 4 now and is at risk once it has lasted 17 (past the three short ones), 7 minutes
-    from now; a critical one with an 11-minute SLA left of the stoppage is at risk now, though its own wait
-    is 9 minutes old and every usual wait took a minute."""
+    start has 3 chances in 4 now; past 17 minutes only the 45-minute one is left, too few (min_evidence 3) to
+    flag on, so its risk time comes from the step's waits instead (the few that waited out the 45-minute one
+    past their SLA: at risk a minute or less before it passes); asking for one stoppage's evidence, it is at
+    risk once the stoppage has lasted 17, 7 minutes from now. A critical one with an 11-minute SLA left of the stoppage is at risk now (none of the
+    four ended that soon), though its own wait is 9 minutes old and every usual wait took a minute."""
     s = settings(store)
     last_exit = stopped_ten_minutes(store)
     in_line = waiting(store, "CLN-04", 12)  # waiting since before the last exit: its SLA ends 28m into the stoppage
@@ -251,13 +268,21 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     f = first.forecast
     assert f.basis.startswith("stopped: nobody has left requisition since") and "4 earlier stoppages" in f.basis
     assert "3 of 4 that lasted as long ended within the SLA" in f.basis
-    assert f.risk_at is not None and abs((f.risk_at - (last_exit + timedelta(minutes=17))).total_seconds()) < 1
-    assert not f.at_risk
+    assert f.breach_at is not None and f.risk_at is not None and not f.at_risk
+    assert abs((f.breach_at - (NOW - timedelta(minutes=12) + timedelta(minutes=30))).total_seconds()) < 1
+    assert f.breach_at - timedelta(minutes=1) < f.risk_at < f.breach_at
+    assert "; waits: facility CLN-04: 601 waits after requisition in 7d, median 1m, 99% within the 30m SLA" in f.basis
     # The eta: the median of the stoppages that lasted 10 minutes already (16 of 15, 16, 17, 45: the middle one).
     assert abs((f.next_step_eta - (last_exit + timedelta(minutes=17))).total_seconds()) < 1
     c = critical.forecast
     assert c.at_risk and c.risk_at is not None and abs((c.risk_at - NOW).total_seconds()) < 1
     assert "0 of 4 that lasted as long ended within the SLA" in c.basis
+
+    judge(store, settings(store, min_evidence=1))
+    one = get_transaction(store, "procure_to_pay", in_line)
+    assert one is not None and one.forecast is not None and one.forecast.risk_at is not None
+    assert abs((one.forecast.risk_at - (last_exit + timedelta(minutes=17))).total_seconds()) < 1
+    assert not one.forecast.at_risk
 
     # Someone leaves the step: it moves, and the same waits are forecast from the usual waits again.
     store.insert(
@@ -317,12 +342,13 @@ def test_a_step_that_stops_has_its_waiters_judged_again_though_nothing_of_theirs
 def test_how_long_a_stoppage_may_last_before_a_wait_behind_it_is_at_risk() -> None:
     """Earlier stoppages of 10, 20, 30 and 40 minutes; risk_share 0.95 (at risk at a 5% chance or less)."""
     stops = (600.0, 1200.0, 1800.0, 2400.0)
-    assert stoppage_risk(stops, 300, 1500, 0.95) == 1200  # past the 20-minute one none that is left ends in time
-    assert stoppage_risk(stops, 300, 3000, 0.95) == 2400  # every one ended in time: at risk past the longest
-    assert stoppage_risk(stops, 300, 500, 0.95) == 300  # none ended within 500s: at risk at once
-    assert stoppage_risk(stops, 2500, 9000, 0.95) == 2500  # longer than every one before: at risk
-    assert stoppage_risk(stops, 300, 1500, 0.6) == 600  # at most 2 in 5: 2 of 4 now, 1 of the 3 past 10 minutes
-    assert stoppage_risk(stops, 100, 200, 0.95) == 100
+    assert stoppage_risk(stops, 300, 1500, 0.95, 1) == 1200  # past the 20-minute one none that is left ends in time
+    assert stoppage_risk(stops, 300, 1500, 0.95, 3) == 1500  # ...but only two outlasted it: too few to flag on
+    assert stoppage_risk(stops, 300, 3000, 0.95, 1) == 3000  # every one ended in time: not before the SLA
+    assert stoppage_risk(stops, 300, 500, 0.95, 3) == 300  # none of the four ended within 500s: at risk at once
+    assert stoppage_risk(stops, 2500, 9000, 0.95, 1) == 9000  # longer than every one before: no evidence
+    assert stoppage_risk(stops, 300, 1500, 0.6, 2) == 600  # at most 2 in 5: 2 of 4 now, 1 of the 3 past 10 minutes
+    assert stoppage_risk(stops, 100, 200, 0.95, 3) == 100
 
 
 def test_basis_narrows_to_the_facility_only_with_enough_waits(store: Store) -> None:
@@ -377,7 +403,9 @@ def test_no_forecast_without_history_or_when_disabled(store: Store) -> None:
     assert tx is not None and tx.forecast is None
     judge(store, settings(store))
     tx = get_transaction(store, "procure_to_pay", key)
-    assert tx is not None and tx.forecast is not None and tx.forecast.at_risk  # 5 min > every past wait
+    assert tx is not None and tx.forecast is not None and tx.forecast.basis.startswith("facility CLN-04: 30 waits")
+    # 5 minutes is past every past wait, but all of them made the SLA: nothing says this one will not
+    assert not tx.forecast.at_risk and tx.forecast.risk_at == tx.forecast.breach_at
 
 
 def test_a_failing_history_read_leaves_states_judged_without_forecasts(
@@ -402,7 +430,7 @@ def test_a_failing_history_read_leaves_states_judged_without_forecasts(
 
 def test_an_alert_rule_fires_on_at_risk_before_the_sla_passes(store: Store) -> None:
     """`when: {at_risk: true}` pages on-call about the transaction likely to miss its SLA while it is still in
-    progress (8 minutes before its breach here), not about the one on track, and stops once it is breached."""
+    progress (3 minutes before its breach here), not about the one on track, and stops once it is breached."""
     from alerts import Evaluator  # alerts reads the correlator's tables; the correlator never imports it
 
     rule = {"name": "approval_at_risk", "when": {"at_risk": True}, "group_by": ["workflow", "key", "step"],
@@ -412,11 +440,10 @@ def test_an_alert_rule_fires_on_at_risk_before_the_sla_passes(store: Store) -> N
         {"store": store.dsn, "facilities": FACILITIES, "workflows": [WORKFLOW], "alerts": {"rules": [rule]}},
         environ={},
     )
-    store.insert(
-        "business_events", history("CLN-04", [1 + k / 2 for k in range(40)], NOW - timedelta(hours=5)), _COLUMNS
-    )
+    waits = [1 + k / 2 for k in range(36)] + [40, 45, 50, 55]  # at risk past about 26 minutes (the test above)
+    store.insert("business_events", history("CLN-04", waits, NOW - timedelta(hours=5)), _COLUMNS)
     waiting(store, "CLN-04", 10)
-    late = waiting(store, "CLN-04", 22)
+    late = waiting(store, "CLN-04", 27)
     judge(store, s)
 
     evaluator = Evaluator(store, s)
@@ -441,9 +468,10 @@ def server(chdb_path: Path) -> Iterator[LiveServer]:
 
 
 def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) -> None:
-    """Real OTLP through the SDK: 25 requisitions approved after 2..14 minutes, two waiting now (5 and 20
-    minutes); the API lists the one past every past wait as at risk, with its forecast, and says so in
-    its OpenAPI document."""
+    """Real OTLP through the SDK: 25 requisitions approved after 2..14 minutes and 3 after 40..50 (past the
+    30-minute SLA), two waiting now (5 and 28 minutes); the API lists the one at risk (past 26.7 minutes, where
+    the history interpolated between the slowest wait that made it and the fastest that missed leaves it a 5%
+    chance), with its forecast, and says so in its OpenAPI document."""
     providers: dict[str, TracerProvider] = {}
     for service in ("erp", "approval-saas"):
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
@@ -462,8 +490,12 @@ def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) 
         po = f"45000{i:05d}"
         span("erp", "POST /requisitions", 120 + i, po)
         span("approval-saas", "approve", 120 + i - (2 + i / 2), po)
+    for i in range(3):
+        po = f"45001{i:05d}"
+        span("erp", "POST /requisitions", 200 + i, po)
+        span("approval-saas", "approve", 200 + i - (40 + 5 * i), po)
     span("erp", "POST /requisitions", 5, "4500099001")
-    span("erp", "POST /requisitions", 20, late)
+    span("erp", "POST /requisitions", 28, late)
     for provider in providers.values():
         provider.shutdown()
     server.flush()
@@ -476,11 +508,14 @@ def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) 
     assert item["key"] == late and item["state"] == "in_progress"
     forecast = item["forecast"]
     assert forecast["at_risk"] is True
-    assert forecast["basis"].startswith("facility CLN-04: 25 waits after requisition in 7d, median 8m")
+    assert forecast["basis"].startswith("facility CLN-04: 28 waits after requisition in 7d, median 8m")
+    assert "91% within the 30m SLA" in forecast["basis"]  # 25 of 28 and the interpolation into the gap
     started = datetime.fromisoformat(item["updated_at"])
-    assert abs((datetime.fromisoformat(forecast["next_step_eta"]) - started).total_seconds() - 8 * MIN) < 1
+    # The median of the 28: between the 14th and 15th, 8.5 and 9 minutes.
+    assert abs((datetime.fromisoformat(forecast["next_step_eta"]) - started).total_seconds() - 8.75 * MIN) < 1
     assert datetime.fromisoformat(forecast["breach_at"]) - started == timedelta(minutes=30)
-    assert abs((datetime.fromisoformat(forecast["risk_at"]) - started).total_seconds() - 14 * MIN) < 1
+    # F⁻¹((F(30m) - 0.05) / 0.95): past the slowest that made it (14 minutes), before the fastest that missed (40).
+    assert 26 * MIN < (datetime.fromisoformat(forecast["risk_at"]) - started).total_seconds() < 27.5 * MIN
 
     others = httpx.get(api, params={"at_risk": "false", "limit": 100}).json()["items"]
     by_key = {t["key"]: t for t in others}
@@ -499,7 +534,7 @@ def test_api_items_carry_the_forecast_and_filter_on_at_risk(server: LiveServer) 
         dashboards.stop()
     assert "at-risk-transactions" in overview and late in overview and "4500099001" not in overview
     assert "transaction-forecast" in transaction and "At risk since" in transaction
-    assert "facility CLN-04: 25 waits after requisition" in transaction
+    assert "facility CLN-04: 28 waits after requisition" in transaction
 
     spec = httpx.get(f"{server.api}/openapi.json").json()
     parameters = {p["name"] for p in spec["paths"]["/api/v1/transactions"]["get"]["parameters"]}

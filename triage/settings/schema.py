@@ -424,6 +424,9 @@ class Forecast(Model):
     min_samples: int = Field(default=20, ge=1)
     # At risk once history gives a transaction still waiting at most a 1 - risk_share chance to make the SLA.
     risk_share: float = Field(default=0.95, gt=0, le=1)
+    # ...on evidence: at least this many past waits (or earlier stoppages) lasted as long as a flag is raised
+    # at. Past the longest of them history says nothing of making the SLA, and most such flags made it.
+    min_evidence: int = Field(default=3, ge=1)
     refresh: Duration = Field(default=60.0, ge=0)  # how often the history is read again
     # A step is stopped when nobody has left it, while transactions wait there, for longer than its past gaps'
     # far-out fence (third quartile + stoppage_fence × interquartile range) and at least `stoppage_after`;
