@@ -36,10 +36,13 @@ from triage.vocabulary import REJUDGED, Criticality, State, names
 
 log = logging.getLogger("triage.correlator")
 LEVELS = tuple(i / 100 for i in range(101))  # the quantiles kept per basis: 0, 0.01, ..., 1
-# Aggregate-function parameters must be literals: the levels are our own constant, formatted in.
+# Aggregate-function parameters must be literals: the levels are our own constant, formatted in. The kept
+# quantiles are waits that happened (quantilesExactLow: the one at index level × n), not points interpolated
+# between two: where the waits that made the SLA end at 14 minutes and those that missed it begin at 40, the
+# interpolation only spans one level (1%), so a wait is at risk just past 14 minutes, not halfway to 40.
 _WAITS = """
 SELECT Workflow, FromStep, Criticality, Facility, grouping(Criticality, Facility) AS coarse, count() AS n,
-       quantilesExactInclusive(__LEVELS__)(Seconds) AS q
+       quantilesExactLow(__LEVELS__)(Seconds) AS q
 FROM (
     SELECT Workflow, steps[i - 1].2 AS FromStep, Facility,
            transform(Facility, {facilities:Array(String)}, {tiers:Array(String)}, {default_tier:String})
