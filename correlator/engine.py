@@ -158,6 +158,7 @@ class Correlator:
         self.watermark_name = WATERMARK if self.shard.count == 1 else f"{WATERMARK}/{self.shard.name}"
         # Only one correlator exports the store-wide figures (span lag, business gauges): the first shard's.
         self._reports_store = self.shard.index == 1
+        self._gauges_at: float | None = None  # when the business gauges were last recomputed (monotonic)
         self._closes = [date.fromisoformat(d) for d in settings.correlation.period_close]
         # One cycle at a time: cycles share the scratch tables (a replay may come from the API).
         self._lock = threading.Lock()
@@ -266,8 +267,11 @@ class Correlator:
             if self._reports_store:
                 self._observe_lag(max(lo, self._previous_hi), hi)
             self._previous_hi = hi
-        if self._reports_store:
+        if self._reports_store and (
+            self._gauges_at is None or time.monotonic() - self._gauges_at >= self.settings.correlation.gauges_every
+        ):
             gauges.refresh(s, utcnow())
+            self._gauges_at = time.monotonic()
         seconds = time.perf_counter() - started
         metrics.CYCLE_SECONDS.observe(seconds)
         metrics.EVENTS.inc(max(0, stats.events))

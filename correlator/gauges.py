@@ -1,4 +1,5 @@
-"""The business gauges on /metrics, recomputed from the transactions table after every cycle."""
+"""The business gauges on /metrics, recomputed from the transactions table after a cycle (at most every
+`correlation.gauges_every`)."""
 
 from __future__ import annotations
 

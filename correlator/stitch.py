@@ -70,6 +70,13 @@ _TOUCH_SPANS = f"INSERT INTO correlator_touched SELECT DISTINCT TraceId FROM ote
 _TOUCH_LOGS = (
     f"INSERT INTO correlator_touched SELECT DISTINCT TraceId FROM otel_logs WHERE {_SPAN_WINDOW} AND TraceId != ''"
 )
+# Whether the log statements have anything to read: a log of the lookback, or one ingested in the window. A store
+# of traces only (or a quiet spell of logs) then skips them; they cost tens of milliseconds a cycle to plan even
+# over an empty table (the step and failure expressions, their regular expressions).
+_ANY_LOGS = (
+    "SELECT count() FROM (SELECT 1 FROM otel_logs "
+    f"WHERE Timestamp >= {{since:DateTime64(9)}} OR {_SPAN_WINDOW} LIMIT 1)"
+)
 _LINK_EDGES = f"""
 INSERT INTO trace_edges (FromTrace, ToTrace, Via, SeenAt)
 SELECT link, TraceId, 'link', Timestamp
@@ -170,10 +177,13 @@ class Stitcher:
         s = self.store
         s.command("TRUNCATE TABLE correlator_touched")
         s.command(_TOUCH_SPANS, window)
-        s.command(_TOUCH_LOGS, window)
+        logs = int(s.command(_ANY_LOGS, {**window, "since": since})) > 0
+        if logs:
+            s.command(_TOUCH_LOGS, window)
         for workflow in self.workflows:
             self._keys_from_spans(workflow, window)
-            self._keys_from_logs(workflow, window)
+            if logs:
+                self._keys_from_logs(workflow, window)
         s.command(_LINK_EDGES, window)
         s.command(_MESSAGE_EDGES, {**window, "since": since})
         for _ in range(self.settings.correlation.hop_rounds):
@@ -183,7 +193,8 @@ class Stitcher:
         s.command(_KEYED)
         before = self._event_count()
         self._span_events(since)
-        self._log_events(window, since)
+        if logs:
+            self._log_events(window, since)
         touched = int(s.command("SELECT count() FROM correlator_touched"))
         return CycleStats(touched_traces=touched, events=max(0, self._event_count() - before))
 

@@ -334,10 +334,14 @@ def test_background_correlator_in_serve_reaches_the_api(chdb_path: Path) -> None
             time.sleep(0.3)
             found = states(server)
         assert verdict(found["4500000077"]) == ("in_progress", None, None)
+        # The gauges follow within correlation.gauges_every (2s) of the state the API shows.
+        gauge = 'triage_transactions{criticality="critical",state="in_progress",workflow="procure_to_pay"} 1.0'
+        deadline = time.time() + 8
         metrics = httpx.get(f"{server.api}/metrics").text
-        assert (
-            'triage_transactions{criticality="critical",state="in_progress",workflow="procure_to_pay"} 1.0' in metrics
-        )
+        while gauge not in metrics and time.time() < deadline:
+            time.sleep(0.2)
+            metrics = httpx.get(f"{server.api}/metrics").text
+        assert gauge in metrics
         assert "triage_correlator_lag_seconds" in metrics
     finally:
         estate.close()
