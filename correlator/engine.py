@@ -150,9 +150,15 @@ class Correlator:
         self._scratch = {"correlator_touched": f"correlator_touched{suffix}"}
         self._scratch["correlator_affected"] = f"correlator_affected{suffix}"
         self._scratch["correlator_keyed"] = f"correlator_keyed{suffix}"
+        self._scratch["correlator_ids"] = f"correlator_ids{suffix}"
         self._scratch_ready = not suffix
         self.stitcher = Stitcher(
-            store, settings, self.shard, self._scratch["correlator_touched"], self._scratch["correlator_keyed"]
+            store,
+            settings,
+            self.shard,
+            self._scratch["correlator_touched"],
+            self._scratch["correlator_keyed"],
+            self._scratch["correlator_ids"],
         )
         self.worklist = Worklist(store, self.shard, self._scratch["correlator_affected"])
         self.watermark_name = WATERMARK if self.shard.count == 1 else f"{WATERMARK}/{self.shard.name}"

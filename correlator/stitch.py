@@ -83,22 +83,23 @@ SELECT link, TraceId, 'link', Timestamp
 FROM otel_traces ARRAY JOIN Links.TraceId AS link
 WHERE {_SPAN_WINDOW} AND link != '' AND link != TraceId
 """
-# A constant once the scalar subquery is computed: a window without message ids reads none of the lookback's
-# producer and consumer spans (otherwise the IN reads the attributes of every one of them, every cycle).
-_ANY_IDS = "(SELECT count() FROM ids) > 0"
+# The message ids of the window's producer and consumer spans, read once a cycle into a scratch set: a window
+# without any skips the pairing below, which otherwise reads the attributes of every producer and consumer span
+# of the lookback.
+_IDS = f"""
+INSERT INTO correlator_ids
+SELECT DISTINCT {MESSAGE_ID} FROM otel_traces
+WHERE {_SPAN_WINDOW} AND SpanKind IN ('Producer', 'Consumer') AND {MESSAGE_ID} != ''
+"""
 _MESSAGE_EDGES = f"""
 INSERT INTO trace_edges (FromTrace, ToTrace, Via, SeenAt)
-WITH ids AS (
-    SELECT DISTINCT {MESSAGE_ID} AS mid FROM otel_traces
-    WHERE {_SPAN_WINDOW} AND SpanKind IN ('Producer', 'Consumer') AND {MESSAGE_ID} != ''
-)
 SELECT p.TraceId, c.TraceId, 'message', c.Timestamp
 FROM (SELECT TraceId, {MESSAGE_ID} AS mid, Timestamp FROM otel_traces
-      WHERE {_ANY_IDS} AND SpanKind = 'Consumer' AND Timestamp >= {{since:DateTime64(9)}}
-        AND {MESSAGE_ID} IN (SELECT mid FROM ids)) AS c
+      WHERE SpanKind = 'Consumer' AND Timestamp >= {{since:DateTime64(9)}}
+        AND {MESSAGE_ID} IN (SELECT MessageId FROM correlator_ids)) AS c
 INNER JOIN (SELECT TraceId, {MESSAGE_ID} AS mid FROM otel_traces
-            WHERE {_ANY_IDS} AND SpanKind = 'Producer' AND Timestamp >= {{since:DateTime64(9)}}
-              AND {MESSAGE_ID} IN (SELECT mid FROM ids)) AS p
+            WHERE SpanKind = 'Producer' AND Timestamp >= {{since:DateTime64(9)}}
+              AND {MESSAGE_ID} IN (SELECT MessageId FROM correlator_ids)) AS p
     ON p.mid = c.mid
 WHERE p.TraceId != c.TraceId
 """
@@ -114,6 +115,10 @@ INNER JOIN (SELECT TraceId, Workflow, Key, FirstSeen FROM trace_keys WHERE Trace
 WHERE (e.FromTrace IN {_TOUCHED} OR e.ToTrace IN {_TOUCHED}) AND __OWNED_K__
 GROUP BY e.ToTrace, k.Workflow, k.Key
 """
+# Whether any hop starts or ends at a touched trace: without one the hop rounds have nothing to spread.
+_ANY_HOPS = (
+    f"SELECT count() FROM (SELECT 1 FROM trace_edges WHERE FromTrace IN {_TOUCHED} OR ToTrace IN {_TOUCHED} LIMIT 1)"
+)
 _EXPAND = f"""
 INSERT INTO correlator_touched
 SELECT DISTINCT ToTrace FROM trace_edges
@@ -131,12 +136,13 @@ class _WindowedStore:
     """The store, with this cycle's window column, this worker's scratch table and its shard's condition
     substituted into every statement."""
 
-    def __init__(self, store: Store, shard: Shard, touched: str, keyed: str) -> None:
+    def __init__(self, store: Store, shard: Shard, touched: str, keyed: str, ids: str) -> None:
         self._store = store
         self.column = "TriageIngestedAt"
         self._names = {
             "correlator_touched": touched,
             "correlator_keyed": keyed,
+            "correlator_ids": ids,
             "__OWNED_K__": shard.owns("k.Workflow", "k.Key"),
             "__OWNED__": shard.owns(),
         }
@@ -164,9 +170,10 @@ class Stitcher:
         shard: Shard | None = None,
         touched: str = "correlator_touched",
         keyed: str = "correlator_keyed",
+        ids: str = "correlator_ids",
     ) -> None:
         self.shard = shard or Shard()
-        self.store = _WindowedStore(store, self.shard, touched, keyed)
+        self.store = _WindowedStore(store, self.shard, touched, keyed, ids)
         self.settings = settings
         self.workflows = settings.workflows
 
@@ -185,10 +192,16 @@ class Stitcher:
             if logs:
                 self._keys_from_logs(workflow, window)
         s.command(_LINK_EDGES, window)
-        s.command(_MESSAGE_EDGES, {**window, "since": since})
-        for _ in range(self.settings.correlation.hop_rounds):
-            s.command(_PROPAGATE)
-            s.command(_EXPAND)
+        s.command("TRUNCATE TABLE correlator_ids")
+        s.command(_IDS, window)
+        if int(s.command("SELECT count() FROM correlator_ids")) > 0:
+            s.command(_MESSAGE_EDGES, {"since": since})
+        # With no hop at a touched trace every round would read nothing and add nothing (a trace that a later
+        # round's expansion would add is the end of such a hop): one LIMIT 1 read instead of two statements a round.
+        if int(s.command(_ANY_HOPS)) > 0:
+            for _ in range(self.settings.correlation.hop_rounds):
+                s.command(_PROPAGATE)
+                s.command(_EXPAND)
         s.command("TRUNCATE TABLE correlator_keyed")
         s.command(_KEYED)
         before = self._event_count()

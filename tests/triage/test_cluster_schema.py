@@ -53,6 +53,7 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
     "correlator_touched": ("node", "Memory", None),
     "correlator_affected": ("node", "Memory", None),
     "correlator_keyed": ("node", "Memory", None),
+    "correlator_ids": ("node", "Memory", None),
     "otel_traces_otlp_in": ("node", "Null", None),
     "otel_traces_service_minutes": ("sharded", "AggregatingMergeTree", "cityHash64(CAST(ServiceName, 'String'))"),
     "otel_traces_peer_minutes": ("sharded", "AggregatingMergeTree", "cityHash64(Peer)"),
