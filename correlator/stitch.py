@@ -124,6 +124,11 @@ INSERT INTO correlator_touched
 SELECT DISTINCT ToTrace FROM trace_edges
 WHERE FromTrace IN {_TOUCHED} AND ToTrace NOT IN {_TOUCHED}
 """
+# When the earliest touched trace began, from the exporter's trace lookup table (ordered by trace id: a cheap
+# read): the event statement then reads only the lookback's granules from there on instead of testing every
+# granule's trace-id filter (257 -> 93 ms over 5M spans for a window of 1,000 traces). Start is whole seconds,
+# at or before each span of its trace.
+_TOUCHED_START = f"(SELECT toDateTime64(min(Start), 9) FROM otel_traces_trace_id_ts WHERE TraceId IN {_TOUCHED})"
 # The keys of every touched trace, read once a cycle into a scratch table: both event statements join on it,
 # and reading trace_keys by a set of random trace ids reaches most of its granules.
 _KEYED = f"""
@@ -266,7 +271,7 @@ class Stitcher:
                    s.SpanName AS SpanName, s.SpanAttributes AS SpanAttributes, s.StatusCode AS StatusCode,
                    s.StatusMessage AS StatusMessage, s.TriageIngestedAt AS TriageIngestedAt, {own} AS own
             FROM otel_traces AS s INNER JOIN correlator_keyed AS k ON s.TraceId = k.TraceId
-            WHERE s.TraceId IN {_TOUCHED} AND s.Timestamp >= {{since:DateTime64(9)}}
+            WHERE s.TraceId IN {_TOUCHED} AND s.Timestamp >= {{since:DateTime64(9)}} AND s.Timestamp >= {_TOUCHED_START}
         )
         ARRAY JOIN [{step}] AS step, [if({_ERROR}, 'error', 'ok')] AS status, [{failure}] AS failure,
                    [{_DETAIL}] AS detail, [{_PEER}] AS peer, [{_DEST}] AS dest, [{MESSAGE_ID}] AS mid,
