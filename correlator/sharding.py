@@ -78,7 +78,7 @@ class ShardWorker:
         for shard in self.shards:
             lease = self.leases[shard.index]
             try:
-                if not lease.acquire(claim_free=self._may_claim(shard)):
+                if not lease.keep(claim_free=self._may_claim(shard)):
                     if shard == self.home:
                         lease.ask_back()
                     continue

@@ -179,6 +179,15 @@ class Lease:
             log.info("event=lease_acquired lease=%s term=%d holder=%s", self.name, term, self.holder)
             return True
 
+    def keep(self, *, claim_free: bool = True) -> bool:
+        """acquire(), without a store round trip while more than half the term is left. A holder that calls it
+        every cycle (a correlator shard, four times a second under load) then renews once a quarter term
+        instead (a write and a read of tens of milliseconds each time), its deadline as conservative as ever;
+        what a renewal reads (wanted_back) is then up to a quarter term old."""
+        if self.remaining > self.ttl / 2:
+            return True
+        return self.acquire(claim_free=claim_free)
+
     def release(self) -> None:
         """Give the lease up now (a clean stop, or a hand-back): the next claimant need not wait for it to lapse."""
         with self._lock:

@@ -37,6 +37,22 @@ def test_one_claimant_wins_each_term_however_many_race(store: Store) -> None:
         assert [lease.held() for lease in leases].count(True) == 1
 
 
+def test_keep_renews_only_once_half_the_term_is_left(store: Store) -> None:
+    a = Lease(store, "shard/keep", "peer:1:test:a", ttl=2.0, settle=0.05)
+
+    def renewals() -> int:
+        return int(store.command("SELECT count() FROM triage_leases WHERE Name = 'shard/keep'"))
+
+    assert a.keep(), "keep() claims a free lease like acquire()"
+    written = renewals()
+    for _ in range(5):
+        assert a.keep() and a.held()
+    assert renewals() == written, "three quarters of the term left: nothing is written"
+    time.sleep(0.6)  # 1.5 s after the claim (the deadline keeps a margin of a quarter term) 0.9 s are left
+    assert a.keep() and renewals() == written + 1, "less than half the term left: renewed"
+    assert a.remaining > 1.0
+
+
 def test_a_lapsed_lease_is_taken_over_and_its_old_holder_knows(store: Store) -> None:
     a = Lease(store, "shard/1", "peer:1:test:a", ttl=1.5, settle=0.05)
     b = Lease(store, "shard/1", "peer:2:test:b", ttl=1.5, settle=0.05)

@@ -458,8 +458,8 @@ class Correlation(Model):
     health_window: Duration = 600.0
     period_close: list[str] = Field(default_factory=list)
     enabled: bool = True
-    # A shard's worker renews its lease every cycle; one that stops is replaced this long after
-    # (default: 30 s, or three intervals when that is longer).
+    # A shard's worker renews its lease once half of it is left (checked every cycle); one that stops is
+    # replaced this long after (default: 30 s, or three intervals when that is longer).
     lease: Duration | None = Field(default=None, ge=1)
     forecast: Forecast = Field(default_factory=Forecast)
 
@@ -472,7 +472,7 @@ class Correlation(Model):
         if self.lease is not None and self.lease < 2 * self.interval:
             raise ValueError(
                 f"lease_ttl ({self.lease_ttl:g}s) must be at least twice the interval ({self.interval:g}s): "
-                "a worker renews its shard's lease once a cycle"
+                "a worker checks its shard's lease once a cycle"
             )
         return self
 
