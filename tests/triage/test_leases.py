@@ -48,7 +48,7 @@ def test_keep_renews_only_once_half_the_term_is_left(store: Store) -> None:
     for _ in range(5):
         assert a.keep() and a.held()
     assert renewals() == written, "three quarters of the term left: nothing is written"
-    time.sleep(0.6)  # 1.5 s after the claim (the deadline keeps a margin of a quarter term) 0.9 s are left
+    time.sleep(0.6)  # the claim left 1.5 s (the deadline keeps a quarter-term margin): now about 0.9 s, under 1 s
     assert a.keep() and renewals() == written + 1, "less than half the term left: renewed"
     assert a.remaining > 1.0
 
