@@ -10,6 +10,7 @@ from pathlib import Path
 from alerts import Evaluator
 from collector import Pipeline, Receiver, Redactor, WriteAheadLog, load_redaction_key
 from correlator import Correlator, ShardWorker
+from triage import targets
 from triage.auth import ApiKeys, KeySpec
 from triage.health import TaskHealth
 from triage.settings import Settings, Shard
@@ -90,6 +91,8 @@ class Runtime:
         applied = store.migrate()
         if applied:
             log.info("event=migrations_applied store=%s versions=%s", store.target.describe(), ",".join(applied))
+        if Role.CORRELATOR in settings.roles:
+            targets.record(store, settings)  # what the report's snapshot judges cycle times by
         pipeline = Pipeline(store, settings.ingest, wal=build_wal(settings))
         pipeline.start()
         roles = set(settings.roles)

@@ -16,9 +16,12 @@ from dashboards.queries import report as q
 from triage.durations import parse_duration
 from triage.settings import Settings
 from triage.store import Store
+from triage.targets import end_to_end
 
 PERIODS = ("24h", "7d", "14d", "30d", "90d")
 MAX_PERIOD = 400 * 86_400
+# A report whose figures end longer ago than this says when they end.
+_LAG = timedelta(seconds=5)
 
 
 @dataclass
@@ -71,7 +74,8 @@ class Report:
     @property
     def subtitle(self) -> str:
         generated = f"{self.generated_at:%Y-%m-%d %H:%M} UTC"
-        return f"last {self.period}, compared with the {self.period} before; generated {generated}"
+        figures = f" from figures as of {self.end:%H:%M:%S} UTC" if self.generated_at - self.end > _LAG else ""
+        return f"last {self.period}, compared with the {self.period} before; generated {generated}{figures}"
 
 
 def parse_period(text: str) -> str:
@@ -83,17 +87,6 @@ def parse_period(text: str) -> str:
     if not 3600 <= seconds <= MAX_PERIOD:
         raise ValueError(f"period {text!r} must be between 1h and 400d")
     return text.strip()
-
-
-def targets(settings: Settings) -> dict[str, float]:
-    """End-to-end target per "workflow|criticality": the sum of its steps' SLAs for that tier."""
-    out = {}
-    for w in settings.workflows:
-        for tier in ("critical", "high", "normal"):
-            total = sum(s.sla.for_criticality(tier) or 0 for s in w.steps if s.sla)
-            if total:
-                out[f"{w.name}|{tier}"] = total
-    return out
 
 
 @dataclass
@@ -113,14 +106,16 @@ class _Period:
         return sum(w.stalled for w in self.workflows)
 
 
-def _load(store: Store, settings: Settings, start: datetime, end: datetime, full: bool) -> _Period:
+def _load(
+    store: Store, settings: Settings, start: datetime, end: datetime, full: bool, snap: q.Snapshot | None
+) -> _Period:
     """The period's numbers; the previous period (`full` False) needs only its stalls by workflow and day."""
-    split = q.breakdowns(store, start, end)
+    split = q.breakdowns(store, start, end, snap=snap)
     return _Period(
         workflows=split.workflows,
-        cycle=q.cycle_times(store, start, end, targets(settings)) if full else [],
+        cycle=q.cycle_times(store, start, end, end_to_end(settings), snap=snap) if full else [],
         facilities=split.facilities,
-        causes=q.cause_stalls(store, start, end) if full else [],
+        causes=q.cause_stalls(store, start, end, snap=snap) if full else [],
         days=split.days,
     )
 
@@ -128,15 +123,18 @@ def _load(store: Store, settings: Settings, start: datetime, end: datetime, full
 def build_report(
     store: Store, settings: Settings, period: str = "7d", now: datetime | None = None, *, charts: bool = True
 ) -> Report:
-    """The report for the `period` up to `now`, compared with the period before it."""
+    """The report for the `period` up to `now`, compared with the period before it. Without `now`, up to
+    the last refresh of the report's snapshot (at most its interval ago, or now on a small store), whose
+    figures stay as fast to read however much the store holds."""
     from dashboards.report import charts as report_charts
 
-    end = now or datetime.now(UTC)
     length = timedelta(seconds=parse_duration(parse_period(period)))
+    snap = q.snapshot(store) if now is None else None
+    end = snap.at if snap else now or datetime.now(UTC)
     start, previous_start = end - length, end - 2 * length
-    this = _load(store, settings, start, end, full=True)
-    before = _load(store, settings, previous_start, start, full=False)
-    worst = q.worst_offenders(store, start, end)
+    this = _load(store, settings, start, end, True, snap)
+    before = _load(store, settings, previous_start, start, False, snap)
+    worst = q.worst_offenders(store, start, end, snap=snap)
     report = Report(period, start, end, datetime.now(UTC), [])
     if this.started == 0 and not this.cycle:
         report.empty = True

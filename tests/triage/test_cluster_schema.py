@@ -50,6 +50,7 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
     "alert_dead_letters": ("global", "MergeTree()", None),
     "triage_audit": ("global", "MergeTree", None),
     "triage_leases": ("global", "MergeTree", None),
+    "workflow_targets": ("global", "ReplacingMergeTree(RecordedAt)", None),
     "correlator_touched": ("node", "Memory", None),
     "correlator_affected": ("node", "Memory", None),
     "correlator_keyed": ("node", "Memory", None),
@@ -61,6 +62,7 @@ TABLES: dict[str, tuple[str, str, str | None]] = {
     "transactions_attention": ("snapshot", "MergeTree", None),
     "transaction_flow": ("snapshot", "MergeTree", None),
     "workflow_transitions": ("snapshot", "MergeTree", None),
+    "transaction_report": ("snapshot", "MergeTree", None),
 }
 
 

@@ -12,7 +12,9 @@ Migrations are written once, for one node. With `cluster:` set, every statement 
 * node: Memory and Null tables, one per node, created ON CLUSTER but neither replicated nor distributed.
 * snapshot: `T_local`, a plain (not replicated) MergeTree table on every node that a refreshable view on
   that node fills from its replica of the shard's rows, and `T`, a Distributed table over them that reads
-  one replica per shard: each replica computes the same snapshot from the same replicated rows.
+  one replica per shard: each replica computes the same snapshot from the same replicated rows. Such a
+  view may join sharded tables that share one sharding key (a transaction's rows of each on one shard)
+  and global tables.
 
 `INSERT INTO T SELECT ...` (a backfill) runs once, on the node that migrates, through the Distributed tables.
 
@@ -82,11 +84,12 @@ GLOBAL_TABLES = frozenset(
         "alert_dead_letters",
         "triage_audit",
         "log_tail_positions",
+        "workflow_targets",
     }
 )
-# Refreshable views' targets (migration 0017): each node's snapshot of its own shard.
+# Refreshable views' targets (migrations 0017, 0020): each node's snapshot of its own shard.
 SNAPSHOT_TABLES = frozenset(
-    {"transaction_rollup", "transactions_attention", "transaction_flow", "workflow_transitions"}
+    {"transaction_rollup", "transactions_attention", "transaction_flow", "workflow_transitions", "transaction_report"}
 )
 _NODE_ENGINES = frozenset({"Memory", "Null"})
 _CLUSTER_NAME = re.compile(r"^[\w.{}-]+$")
@@ -212,10 +215,10 @@ class ClusterSchema:
         for source in sources:
             self._known(statement, source["name"])
         sharded = [s for s in sources if self.placement[s["name"]] == "sharded"]
-        if sharded and len(sources) > 1:
+        if sharded and len(sources) > 1 and not (refresh and _co_located(sources, self.placement)):
             raise _refuse(statement, "it reads a sharded table beside others: say which rows each node joins")
-        if sharded:
-            at = sharded[0].end("name")
+        for source in reversed(sharded):  # from the end, so that earlier offsets still hold
+            at = source.end("name")
             select = select[:at] + LOCAL_SUFFIX + select[at:]
         ine = match["ine"] or ""
         every = f"\n{refresh}" if refresh else ""
@@ -282,6 +285,15 @@ class ClusterSchema:
         if placement is None:
             raise _refuse(statement, f"no earlier statement creates {table}, so its cluster placement is unknown")
         return placement
+
+
+def _co_located(sources: list[re.Match[str]], placement: dict[str, str]) -> bool:
+    """Whether a refreshable view may join these tables on each node: the sharded ones are sharded by one
+    key (a transaction's rows of each sit on one shard, so a node's local rows join completely), and the
+    others are global (a full copy on every node)."""
+    kinds = {placement[s["name"]] for s in sources}
+    keys = {SHARDING_KEYS[s["name"]] for s in sources if placement[s["name"]] == "sharded"}
+    return kinds <= {"sharded", "global"} and len(keys) == 1
 
 
 def _replicated(body: str, engine: re.Match[str], path: str, args: str) -> str:

@@ -93,6 +93,7 @@ SNAPSHOTS: dict[str, tuple[str, ...]] = {
     "transactions_attention": ("business_transactions",),
     "transaction_flow": ("business_transactions",),
     "workflow_transitions": ("business_events",),
+    "transaction_report": ("business_transactions", "transaction_causes", "workflow_targets"),
 }
 DERIVED = frozenset({f"{name}{suffix}" for name in SNAPSHOTS for suffix in ("", "_mv")})
 
