@@ -104,15 +104,13 @@ FROM (
 )
 ORDER BY Workflow, Criticality
 """
-# A transaction is counted once under each distinct cause of its set (Causes), as uniqExact does above.
 SNAPSHOT_CAUSES = f"""
-SELECT c.1 AS kind, c.2 AS component, sum(Started) AS transactions,
-       arraySlice(arraySort(groupUniqArray(Workflow)), 1, 5) AS workflows
+SELECT CauseKind, CauseComponent, sum(Started) AS transactions,
+       arraySlice(arraySort(groupUniqArray(CAST(Workflow, 'String'))), 1, 5) AS workflows
 FROM transaction_report
-ARRAY JOIN Causes AS c
-WHERE Part = 'workflow' AND {_AGES} AND c.1 != ''
-GROUP BY kind, component
-ORDER BY transactions DESC, kind, component
+WHERE Part = 'cause' AND {_AGES}
+GROUP BY CauseKind, CauseComponent
+ORDER BY transactions DESC, CauseKind, CauseComponent
 LIMIT {{limit:UInt32}}
 """
 # Worst holds (-Priority, -Value, Workflow, Key, ...) in ascending order: WORST's order.

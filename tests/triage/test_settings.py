@@ -54,6 +54,16 @@ def test_workflow_errors_name_workflow_and_step(tmp_path: Path) -> None:
     assert "workflows[0] (invoice_sync).key_patterns" in text and "at most one capture group" in text
 
 
+def test_a_workflow_name_with_a_nul_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        'workflows:\n  - name: "p2p\\0x"\n    keys: [k]\n    steps: [{name: a, match: {service: s}}]\n    terminal: [a]\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    assert "workflows[0]" in str(caught.value) and "NUL character" in str(caught.value)
+
+
 def test_terminal_must_be_a_step(tmp_path: Path) -> None:
     config = tmp_path / "t.yaml"
     config.write_text(

@@ -190,6 +190,14 @@ class Workflow(Model):
     _steps: list[Step] = PrivateAttr(default_factory=list)
     _successors: dict[str, list[Step]] = PrivateAttr(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _name_has_no_nul(cls, name: str) -> str:
+        # the report's snapshot (migration 0020) finds a transaction by Workflow NUL Key
+        if "\0" in name:
+            raise ValueError(f"workflow name {name!r} holds a NUL character: remove it")
+        return name
+
     @field_validator("key_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
