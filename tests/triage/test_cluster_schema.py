@@ -197,6 +197,11 @@ def test_each_node_refreshes_its_snapshots_from_its_own_shard_and_a_backfill_run
     assert "FROM business_transactions_local FINAL" in rollup
     (transitions,) = [s for s in ddl if "TO workflow_transitions_local" in s]
     assert "FROM business_events_local\n" in transitions
+    # The report's snapshot joins two tables sharded by the transaction (both local) and a global one.
+    (report,) = [s for s in ddl if "TO transaction_report_local" in s]
+    assert report.count("FROM business_transactions_local") == 3 and "FROM business_transactions " not in report
+    assert report.count("FROM transaction_causes_local") == 3 and "FROM transaction_causes\n" not in report
+    assert "FROM workflow_targets)" in report and "workflow_targets_local" not in report
     (minutes,) = [s for s in ddl if s.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS otel_traces_service_minutes")]
     assert "\nTO otel_traces_service_minutes\n" in minutes and "FROM otel_traces_local\n" in minutes
     backfills = [s for s in ddl if s.startswith("INSERT INTO")]
@@ -317,6 +322,20 @@ def cluster_single_node() -> list[str]:
         ("CREATE MATERIALIZED VIEW v TO trace_keys AS SELECT * FROM spans_elsewhere", "creates spans_elsewhere"),
         (
             "CREATE MATERIALIZED VIEW v TO trace_keys AS SELECT * FROM otel_traces JOIN trace_edges ON 1",
+            "reads a sharded table beside others",
+        ),
+        (  # co-located, but a view on insert fires on the first table's inserts only
+            "CREATE MATERIALIZED VIEW v TO trace_keys AS SELECT * FROM business_transactions JOIN transaction_causes ON 1",
+            "reads a sharded table beside others",
+        ),
+        (  # refreshed, but sharded by other keys: a node's rows of one do not join all of the other's
+            "CREATE MATERIALIZED VIEW v REFRESH EVERY 1 MINUTE TO transaction_report AS SELECT * FROM "
+            "business_transactions JOIN otel_traces ON 1",
+            "reads a sharded table beside others",
+        ),
+        (
+            "CREATE MATERIALIZED VIEW v REFRESH EVERY 1 MINUTE TO transaction_report AS SELECT * FROM "
+            "business_transactions JOIN correlator_touched ON 1",
             "reads a sharded table beside others",
         ),
         ("ALTER TABLE otel_traces ADD COLUMN Z UInt8", "ADD without IF [NOT] EXISTS"),
