@@ -9,6 +9,7 @@ import pytest
 from triage.durations import format_duration, parse_duration
 from triage.errors import ConfigError
 from triage.settings import load_settings
+from triage.store import Store
 from triage.store.dsn import parse_dsn
 
 
@@ -133,6 +134,21 @@ def test_retention_change_is_applied_to_existing_tables(chdb_path: Path) -> None
         "otel_logs": "TimestampTime + toIntervalDay(30)",
         "business_transactions": "toDateTime(UpdatedAt) + toIntervalDay(90)",
     }
+
+
+def test_retention_leaves_a_refreshs_temporary_table_alone(store: Store) -> None:
+    """A snapshot refresh running while the retention is reconciled lists its temporary table, which is
+    gone by the time an ALTER would reach it: the server's start must not fail on it."""
+    from triage.store import retention
+
+    store.command(
+        "CREATE TABLE `.tmp.inner_id.00000000-0000-0000-0000-000000000000` (At DateTime) ENGINE = MergeTree "
+        "ORDER BY At TTL At + toIntervalDay(1)"
+    )
+    changed = retention.reconcile(store)
+    assert not any(t.startswith(".tmp") for t in changed)
+    store.business_ttl_days = 2
+    assert "business_transactions" in retention.reconcile(store), "the store's own tables are still reconciled"
 
 
 def test_patterns_clickhouse_runs_are_checked_with_re2() -> None:

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("triage.store")
 
 _TTL = re.compile(r"^(?P<expr>.+?) \+ toIntervalDay\((?P<days>\d+)\)$")
+# A refreshable view's refresh fills a temporary table (`.tmp.inner_id.<uuid>`) that it then exchanges for
+# its snapshot and drops: listed here while a refresh runs, gone by the time an ALTER reaches it.
 _TABLE_TTLS = """
 SELECT name, extract(engine_full, 'TTL (.*?)(?: SETTINGS|$)') AS ttl
 FROM system.tables
-WHERE database = currentDatabase() AND engine LIKE '%MergeTree%' AND ttl != ''
+WHERE database = currentDatabase() AND engine LIKE '%MergeTree%' AND ttl != '' AND NOT startsWith(name, '.tmp')
 """
 _RAW_PREFIXES = ("otel_", "queue_lag")
 # Tables whose TTL is their own, not a retention setting's: lease rows are kept a week whatever the setting.
