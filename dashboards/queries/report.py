@@ -153,13 +153,9 @@ class Snapshot:
 
 def snapshot(store: Store) -> Snapshot | None:
     """The report snapshot brought up to date as the pages' snapshots are (refreshed on read when that is
-    cheap, and whenever it is older than STALE); None while it holds nothing."""
-    ensure_fresh(store, SNAPSHOT_VIEW)
+    cheap), and whenever it is older than STALE; None while it holds nothing."""
+    ensure_fresh(store, SNAPSHOT_VIEW, stale=STALE)
     n, at = store.query("SELECT count(), min(RefreshedAt) FROM transaction_report").result_rows[0]
-    if n and not store.cluster and _aware(at) < datetime.now(UTC) - STALE:
-        store.command(f"SYSTEM REFRESH VIEW {SNAPSHOT_VIEW}")
-        store.command(f"SYSTEM WAIT VIEW {SNAPSHOT_VIEW}")
-        n, at = store.query("SELECT count(), min(RefreshedAt) FROM transaction_report").result_rows[0]
     return Snapshot(_aware(at)) if n else None
 
 

@@ -10,7 +10,7 @@ follows every write. Cluster stores refresh on each node by the timer alone.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from triage.store import Store
 from triage.store.repair import SNAPSHOTS
@@ -33,8 +33,10 @@ GROUP BY table
 """
 
 
-def ensure_fresh(store: Store, *views: str) -> None:
-    """Refresh each of `views` that is behind the tables it reads, when refreshing it is cheap."""
+def ensure_fresh(store: Store, *views: str, stale: timedelta | None = None) -> None:
+    """Refresh each of `views` that is behind the tables it reads, when refreshing it is cheap; and, with
+    `stale`, each snapshot refreshed longer ago than that (its store was closed meanwhile, so its timer did
+    not run), however long refreshing takes."""
     if store.cluster:
         return
     took = {r[0]: r[1] for r in store.query(_STATUS, {"views": list(views)}).result_rows}
@@ -42,6 +44,10 @@ def ensure_fresh(store: Store, *views: str) -> None:
     changed: dict[str, datetime] = {r[0]: r[1] for r in store.query(_CHANGED, {"tables": tables}).result_rows}
     for view in views:
         snapshot, sources = VIEWS[view]
+        at = _refreshed_at(store, snapshot) if stale is not None else None
+        if stale is not None and at is not None and at < _utc(datetime.now(UTC)) - stale:
+            _refresh(store, view)
+            continue
         took_ms = took.get(view)
         if took_ms is not None and took_ms > CHEAP_REFRESH_MS:
             continue
@@ -50,11 +56,21 @@ def ensure_fresh(store: Store, *views: str) -> None:
             continue
         # Every row of a snapshot carries the time its refresh began reading; a part written in that
         # second or later may be missing from it (part times are whole seconds).
-        rows = store.query(f"SELECT RefreshedAt FROM {snapshot} LIMIT 1").result_rows
-        if rows and _utc(newest) < _utc(rows[0][0]).replace(microsecond=0):
+        at = at or _refreshed_at(store, snapshot)
+        if at is not None and _utc(newest) < at.replace(microsecond=0):
             continue
-        store.command(f"SYSTEM REFRESH VIEW {view}")
-        store.command(f"SYSTEM WAIT VIEW {view}")
+        _refresh(store, view)
+
+
+def _refreshed_at(store: Store, snapshot: str) -> datetime | None:
+    """When the snapshot was last refreshed (naive UTC); None while it holds no row."""
+    rows = store.query(f"SELECT RefreshedAt FROM {snapshot} LIMIT 1").result_rows
+    return _utc(rows[0][0]) if rows else None
+
+
+def _refresh(store: Store, view: str) -> None:
+    store.command(f"SYSTEM REFRESH VIEW {view}")
+    store.command(f"SYSTEM WAIT VIEW {view}")
 
 
 def _utc(at: datetime) -> datetime:
