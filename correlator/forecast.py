@@ -23,9 +23,11 @@ overdue: their outcome is unknown.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,19 +88,19 @@ SELECT Workflow, FromStep, countIf(NOT open AND Held) AS n, max(End) AS last_exi
        countIf(open AND (DueAt >= LastExit OR State = {in_progress:String})) AS waiters,
        quantilesExactInclusiveIf(0.25, 0.75)(Gap, NOT open AND Held) AS quartiles,
        quartiles[2] + {fence:Float64} * (quartiles[2] - quartiles[1]) AS usual,
-       arraySort(arrayFilter((g, h) -> g > usual AND h, groupArrayIf(Gap, NOT open), groupArrayIf(Held, NOT open)))
-           AS longer,
+       arraySort(x -> x.1, arrayMap(x -> (x.1, x.2), arrayFilter(x -> x.1 > usual AND x.3,
+           groupArrayIf((Gap, GapHi, Held), NOT open)))) AS longer,
        greatest(max(Start), max(End)) AS newest
 FROM (
-    SELECT Workflow, FromStep, Start, End, open, State, DueAt,
+    SELECT Workflow, FromStep, Start, End, open, State, DueAt, (toUnixTimestamp64Nano(End) - PrevEnd) / 1e9 AS GapHi,
            leadInFrame(toUnixTimestamp64Nano(Start), {held:UInt8}, toInt64(9e18)) OVER (PARTITION BY Workflow, FromStep,
                open ORDER BY End ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) < toUnixTimestamp64Nano(End) AS Held,
            max(if(open, toDateTime64(0, 9), End)) OVER (PARTITION BY Workflow, FromStep) AS LastExit,
+           lagInFrame(toUnixTimestamp64Nano(End), 1, toUnixTimestamp64Nano({since:DateTime64(9)})) OVER (
+               PARTITION BY Workflow, FromStep, open ORDER BY End ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS PrevEnd,
            (toUnixTimestamp64Nano(End) - greatest(
                min(toUnixTimestamp64Nano(Start)) OVER (PARTITION BY Workflow, FromStep, open ORDER BY End
-                   ROWS BETWEEN CURRENT ROW AND {drain:UInt16} FOLLOWING),
-               lagInFrame(toUnixTimestamp64Nano(End)) OVER (PARTITION BY Workflow, FromStep, open ORDER BY End
-                   ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))) / 1e9 AS Gap
+                   ROWS BETWEEN CURRENT ROW AND {drain:UInt16} FOLLOWING), PrevEnd)) / 1e9 AS Gap
     FROM (
         SELECT Workflow, steps[i - 1].2 AS FromStep, steps[i - 1].1 AS Start, i > length(steps) AS open,
                if(open, toDateTime64(0, 9), steps[i].1) AS End, State, DueAt
@@ -176,25 +178,60 @@ class StepFlow:
     """How transactions leave one workflow step: its usual gap, its earlier stoppages, where it stands now."""
 
     usual: float  # seconds: the longest usual gap (the far-out fence of its gaps)
-    stoppages: tuple[float, ...]  # seconds, sorted: how long its earlier stoppages lasted (gaps over usual)
+    # How long its earlier stoppages lasted (gaps over usual), sorted: at least from when the first transaction
+    # it held began waiting, at most from the exit before it (sparse traffic leaves a wide span between).
+    stoppages: tuple[Stoppage, ...]
     since: datetime | None  # since when nobody has left it while transactions wait there (None: nobody waits)
     known_until: datetime  # the read's now, or its workflow's newest progress event if that is older
 
 
-def stoppage_risk(stoppages: tuple[float, ...], age: float, left: float, risk_share: float, min_evidence: int) -> float:
+Stoppage = tuple[float, float]  # seconds: how long an earlier stoppage lasted, at least and at most
+
+
+def outlasting(stoppages: Sequence[Stoppage], t: float) -> float:
+    """How many of the earlier stoppages lasted longer than `t` seconds: each began between the last exit
+    before it (at most) and when the first of those it held began waiting (at least), at any time in between
+    alike, so one that may or may not have lasted that long counts in part."""
+    n = 0.0
+    for lo, hi in stoppages:
+        if t < lo:
+            n += 1.0
+        elif t < hi:
+            n += (hi - t) / (hi - lo)
+    return n
+
+
+def stoppage_risk(
+    stoppages: Sequence[Stoppage], age: float, left: float, risk_share: float, min_evidence: int
+) -> float:
     """How old a stoppage is when a transaction stuck behind it becomes at risk of missing its SLA `left`
-    seconds after the stoppage began (module docstring: stopped steps), at least its `age` now; `left` (not
+    seconds after the stoppage began (module docstring: stopped steps), at least its `age` now: the first age
+    `a` at which at most 1 - risk_share of the stoppages that outlasted `a` ended by `left`; `left` (not
     before its SLA passes) unless `min_evidence` earlier stoppages or more outlasted it."""
-    if len(stoppages) - bisect.bisect_right(stoppages, left) < min_evidence:
-        return left  # nothing says a stoppage this long would not end in time
-    for at in (age, *(x for x in stoppages if x > age)):
-        if at >= left:
-            return left
-        longer = len(stoppages) - bisect.bisect_right(stoppages, at)  # earlier stoppages that lasted past `at`
-        ended_in_time = bisect.bisect_right(stoppages, left) - bisect.bisect_right(stoppages, at)
-        if ended_in_time / longer <= 1.0 - risk_share:
-            return at
-    return left
+    missed = outlasting(stoppages, left)
+    if missed < min_evidence - 1e-9 or age >= left:
+        return left  # nothing says a stoppage this long would not end in time (or its SLA has passed)
+    # At risk once outlasting(a) <= missed / risk_share.
+    return outlasted_by(stoppages, age, left, missed / risk_share + 1e-9)
+
+
+def outlasted_by(stoppages: Sequence[Stoppage], age: float, until: float, share: float) -> float:
+    """The first age from `age` on at which no more than `share` earlier stoppages outlasted it (`until` at
+    most): outlasting falls as the age grows, linearly between the stoppages' bounds, so it is found on the
+    piece where it crosses `share`."""
+    if outlasting(stoppages, age) <= share:
+        return age
+    if age >= until:
+        return until
+    bounds = sorted({age, until, *(b for lo, hi in stoppages for b in (lo, hi) if age < b < until)})
+    for a, b in itertools.pairwise(bounds):
+        at_a = outlasting(stoppages, a)
+        slope = sum(1.0 / (hi - lo) for lo, hi in stoppages if lo <= a and b <= hi and hi > lo)
+        if slope > 0 and at_a - slope * (b - a) <= share:
+            return a + (at_a - share) / slope
+        if outlasting(stoppages, b) <= share:
+            return b
+    return until
 
 
 def risk_after(waits: Waits, sla: float, risk_share: float, min_evidence: int) -> float:
@@ -258,7 +295,8 @@ class Forecaster:
             if int(waiters) >= HELD:
                 since = max(last_exit, first_waiter)
             usual = float(usual) if int(exits) else 0.0
-            flows[(workflow, step)] = StepFlow(usual, tuple(longer), since, min(now, seen[workflow]))
+            stops = tuple((float(lo), float(hi)) for lo, hi in longer)
+            flows[(workflow, step)] = StepFlow(usual, stops, since, min(now, seen[workflow]))
         self._flows, self._exits = flows, {}
         waits: dict[tuple[str, ...], Waits] = {}
         for workflow, step, criticality, facility, coarse, n, q in rows:
@@ -334,10 +372,19 @@ class Forecaster:
         behind = self._behind_stoppage(step, *stopped, waiting_since, sla)
         if behind.risk_at is None or from_waits is None or from_waits.risk_at is None:
             return behind
-        if behind.risk_at >= waiting_since + timedelta(seconds=sla or 0) > from_waits.risk_at:
-            # Too few earlier stoppages lasted past this SLA to flag on; the step's waits (those that went overdue
-            # in this stoppage among them) have the evidence.
-            return Forecast(behind.next_step_eta, from_waits.risk_at, f"{behind.basis}; waits: {from_waits.basis}")
+        due = waiting_since + timedelta(seconds=sla or 0)
+        if behind.risk_at >= due > from_waits.risk_at:
+            # Too few earlier stoppages lasted past this SLA to flag on. Once fewer than `min_evidence` of them
+            # lasted as long as this one has, history knows nothing of how it ends, and the step's waits (those
+            # that went overdue in this stoppage among them) have the evidence; until then the stoppages that
+            # lasted as long say it most likely ends in time.
+            since, flow = stopped
+            age = (flow.known_until - since).total_seconds()
+            left = (due - since).total_seconds()
+            unknown = outlasted_by(flow.stoppages, age, left, self.conf.min_evidence - 1e-9)
+            risk_at = max(from_waits.risk_at, since + timedelta(seconds=unknown))
+            if risk_at < due:
+                return Forecast(behind.next_step_eta, risk_at, f"{behind.basis}; waits: {from_waits.basis}")
         return behind
 
     def _from_waits(
@@ -368,17 +415,25 @@ class Forecaster:
     ) -> Forecast:
         """The forecast of a transaction waiting after a stopped step: it moves on when the stoppage ends."""
         age = (flow.known_until - since).total_seconds()
-        lasting = [x for x in flow.stoppages if x > age] or [age]
+        # How long those that lasted past `age` lasted (the middle of what each may have lasted, past `age`).
+        lasting = sorted((max(lo, age) + hi) / 2 for lo, hi in flow.stoppages if hi > age) or [age]
         eta = since + timedelta(seconds=lasting[len(lasting) // 2])  # the median of those that lasted this long
+        middle = sorted((lo + hi) / 2 for lo, hi in flow.stoppages)
         basis = (
             f"stopped: nobody has left {step} since {since:%H:%M:%S} (usually within {format_duration(flow.usual)}); "
             f"{len(flow.stoppages)} earlier stoppages in {format_duration(self.conf.history)}, "
-            f"median {format_duration(flow.stoppages[len(flow.stoppages) // 2])}"
+            f"median {format_duration(middle[len(middle) // 2])}"
         )
         if sla is None:
             return Forecast(eta, None, basis)
         left = (waiting_since - since).total_seconds() + sla  # the SLA's end, from the stoppage's start
         risk = stoppage_risk(flow.stoppages, age, left, self.conf.risk_share, self.conf.min_evidence)
-        ended_in_time = bisect.bisect_right(flow.stoppages, left) - bisect.bisect_right(flow.stoppages, age)
-        basis += f"; {ended_in_time} of {len(lasting)} that lasted as long ended within the SLA"
+        outlasted = outlasting(flow.stoppages, age)
+        ended_in_time = outlasted - outlasting(flow.stoppages, left)
+        basis += f"; {_count(ended_in_time)} of {_count(outlasted)} that lasted as long ended within the SLA"
         return Forecast(eta, since + timedelta(seconds=risk), basis)
+
+
+def _count(n: float) -> str:
+    """A count of stoppages, some of which count in part: whole when it is."""
+    return f"{n:.0f}" if abs(n - round(n)) < 0.05 else f"{n:.1f}"

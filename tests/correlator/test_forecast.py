@@ -30,7 +30,15 @@ from correlator import (
     refresh_gauges,
 )
 from correlator import list_transactions as listed
-from correlator.forecast import LEVELS, Forecaster, Waits, risk_after, stoppage_risk
+from correlator.forecast import (
+    LEVELS,
+    Forecaster,
+    Waits,
+    outlasted_by,
+    outlasting,
+    risk_after,
+    stoppage_risk,
+)
 from tests.conftest import LiveServer, server_settings
 from tests.dashboards.conftest import DashboardServer, serve_dashboards
 from triage.settings import Settings, load_settings
@@ -248,7 +256,7 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     start has 3 chances in 4 now; past 17 minutes only the 45-minute one is left, too few (min_evidence 3) to
     flag on, so its risk time comes from the step's waits instead (the few that waited out the 45-minute one
     past their SLA: at risk a minute or less before it passes); asking for one stoppage's evidence, it is at
-    risk once the stoppage has lasted 17, 7 minutes from now. A critical one with an 11-minute SLA left of the stoppage is at risk now (none of the
+    risk once the stoppage has lasted nearly 18 (the 17-minute one may have lasted to 18). A critical one with an 11-minute SLA left of the stoppage is at risk now (none of the
     four ended that soon), though its own wait is 9 minutes old and every usual wait took a minute."""
     s = settings(store)
     last_exit = stopped_ten_minutes(store)
@@ -271,8 +279,10 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     assert abs((f.breach_at - (NOW - timedelta(minutes=12) + timedelta(minutes=30))).total_seconds()) < 1
     assert f.breach_at - timedelta(minutes=1) < f.risk_at < f.breach_at
     assert "; waits: facility CLN-04: 601 waits after requisition in 7d, median 1m, 99% within the 30m SLA" in f.basis
-    # The eta: the median of the stoppages that lasted 10 minutes already (16 of 15, 16, 17, 45: the middle one).
-    assert abs((f.next_step_eta - (last_exit + timedelta(minutes=17))).total_seconds()) < 1
+    # The eta: the median of the stoppages that lasted 10 minutes already (15, 16, 17, 45 from when the first
+    # transaction each held began waiting; a minute more from the exit before it, 16, 17, 18, 46: the middle of
+    # each, and of those the third, 17.5).
+    assert abs((f.next_step_eta - (last_exit + timedelta(minutes=17.5))).total_seconds()) < 1
     c = critical.forecast
     assert c.at_risk and c.risk_at is not None and abs((c.risk_at - NOW).total_seconds()) < 1
     assert "0 of 4 that lasted as long ended within the SLA" in c.basis
@@ -280,7 +290,9 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     judge(store, settings(store, min_evidence=1))
     one = get_transaction(store, "procure_to_pay", in_line)
     assert one is not None and one.forecast is not None and one.forecast.risk_at is not None
-    assert abs((one.forecast.risk_at - (last_exit + timedelta(minutes=17))).total_seconds()) < 1
+    # The 17-minute one lasted between 17 and 18: once 1/0.95 of a stoppage outlasts the age (the 45-minute one
+    # and 5% of the 17-minute one), 17m57s, at most 5% of those left end in time.
+    assert abs((one.forecast.risk_at - (last_exit + timedelta(minutes=18 - 0.05 / 0.95))).total_seconds()) < 1
     assert not one.forecast.at_risk
 
     # Someone leaves the step: it moves, and the same waits are forecast from the usual waits again.
@@ -295,6 +307,50 @@ def test_waits_behind_a_stopped_step_are_forecast_from_how_long_its_stoppages_la
     moving = get_transaction(store, "procure_to_pay", key)
     assert moving is not None and moving.forecast is not None
     assert moving.forecast.basis.startswith("workflow step: 602 waits after requisition")  # one STM-ICU wait only
+
+
+def test_a_stoppage_sparse_history_saw_begin_late_does_not_hold_a_flag_back(store: Store) -> None:
+    """Three stoppages of 45 minutes in busy hours; one more in a quiet spell, when nobody had come to the step
+    for three hours before a transaction began waiting 20 minutes before the stoppage ended: taken as 20
+    minutes, it says one stoppage in four that outlasted 15 minutes ended within 30. It lasted anywhere from 20
+    minutes to 3h40m, and ended in time in 10 minutes of those 201: 15 minutes into the stoppage now, a wait
+    whose SLA ends 30 minutes into it is at risk at once."""
+    s = settings(store)
+    quiet_from = NOW - timedelta(hours=10)
+    rows = stopping_history([45, 45, 45], quiet_from)
+    late_from = quiet_from + timedelta(minutes=200)  # the first transaction the late-seen stoppage held
+    resumed = late_from + timedelta(minutes=20)
+    for i in range(10):
+        begun = late_from + timedelta(minutes=2 * i)
+        rows += transaction("CLN-04", ("requisition", begun), ("approval", resumed + timedelta(seconds=5 * i)))[1]
+    last_exit = NOW - timedelta(minutes=15)
+    begun = resumed + timedelta(minutes=2)
+    while begun + timedelta(minutes=1) <= last_exit:
+        rows += transaction("CLN-04", ("requisition", begun), ("approval", begun + timedelta(minutes=1)))[1]
+        begun += timedelta(minutes=2)
+    store.insert("business_events", rows, _COLUMNS)
+    last_exit = max(r[4] for r in rows if r[3] == "approval")
+    in_line = waiting(store, "CLN-04", (NOW - last_exit).total_seconds() / MIN)  # began as nobody left any more
+    for minutes in (12, 8, 4, 0):
+        waiting(store, "CLN-05", minutes)
+    judge(store, s)
+    judge(store, s)
+
+    forecaster = Forecaster(store, s)
+    forecaster.refresh(NOW, force=True)
+    stopped = forecaster.stoppage("procure_to_pay", "requisition")
+    assert stopped is not None and abs((stopped[0] - last_exit).total_seconds()) < 1
+    late = [stop for stop in stopped[1].stoppages if stop[1] - stop[0] > 60 * MIN]
+    assert len(stopped[1].stoppages) == 4 and len(late) == 1
+    lo, hi = late[0]
+    assert abs(lo - 20 * MIN) < 1 and abs(hi - (resumed - (quiet_from - timedelta(minutes=1))).total_seconds()) < 61
+    f = get_transaction(store, "procure_to_pay", in_line)
+    assert f is not None and f.forecast is not None and f.forecast.risk_at is not None
+    assert f.forecast.at_risk and abs((f.forecast.risk_at - NOW).total_seconds()) < 2, f.forecast
+    assert "0 of 4 that lasted as long ended within the SLA" in f.forecast.basis
+    # Taken as its 20 minutes, the same history would hold the flag until the stoppage is 20 minutes old.
+    as_seen = tuple((a, a) for a, _ in stopped[1].stoppages)
+    assert stoppage_risk(as_seen, 15 * MIN, 30 * MIN, 0.95, 3) == 20 * MIN
 
 
 def test_telemetry_that_lags_stops_no_step(store: Store) -> None:
@@ -340,7 +396,7 @@ def test_a_step_that_stops_has_its_waiters_judged_again_though_nothing_of_theirs
 
 def test_how_long_a_stoppage_may_last_before_a_wait_behind_it_is_at_risk() -> None:
     """Earlier stoppages of 10, 20, 30 and 40 minutes; risk_share 0.95 (at risk at a 5% chance or less)."""
-    stops = (600.0, 1200.0, 1800.0, 2400.0)
+    stops = tuple((x, x) for x in (600.0, 1200.0, 1800.0, 2400.0))  # lengths known to the second
     assert stoppage_risk(stops, 300, 1500, 0.95, 1) == 1200  # past the 20-minute one none that is left ends in time
     assert stoppage_risk(stops, 300, 1500, 0.95, 3) == 1500  # ...but only two outlasted it: too few to flag on
     assert stoppage_risk(stops, 300, 3000, 0.95, 1) == 3000  # every one ended in time: not before the SLA
@@ -348,6 +404,53 @@ def test_how_long_a_stoppage_may_last_before_a_wait_behind_it_is_at_risk() -> No
     assert stoppage_risk(stops, 2500, 9000, 0.95, 1) == 9000  # longer than every one before: no evidence
     assert stoppage_risk(stops, 300, 1500, 0.6, 2) == 600  # at most 2 in 5: 2 of 4 now, 1 of the 3 past 10 minutes
     assert stoppage_risk(stops, 100, 200, 0.95, 3) == 100
+
+
+def test_how_long_history_knows_how_a_stoppage_ends() -> None:
+    """Behind a stoppage whose earlier ones mostly ended in time but too few outlasted the SLA to flag on, the
+    step's waits take over only once fewer than `min_evidence` earlier stoppages lasted as long as this one has:
+    until then those that did say it most likely ends in time. Stoppages of 15-16, 16-17, 17-18 and 45-46
+    minutes, three needed: from just past 16 minutes on history knows too little."""
+    minute = 60.0
+    stops = (
+        (15 * minute, 16 * minute),
+        (16 * minute, 17 * minute),
+        (17 * minute, 18 * minute),
+        (45 * minute, 46 * minute),
+    )
+    assert abs(outlasted_by(stops, 10 * minute, 28 * minute, 3 - 1e-9) - 16 * minute) < 1e-3
+    assert outlasted_by(stops, 10 * minute, 12 * minute, 3 - 1e-9) == 12 * minute  # four outlast its whole SLA
+    assert outlasted_by(stops, 20 * minute, 28 * minute, 3 - 1e-9) == 20 * minute  # one only: unknown already
+    # Half way through the 15-16 one: 3.5 outlast 15.5 minutes; 3.25 once a quarter more of it has gone.
+    assert abs(outlasted_by(stops, 10 * minute, 28 * minute, 3.25) - 15.75 * minute) < 1e-6
+
+
+def test_a_stoppage_seen_begin_late_counts_for_what_it_may_have_lasted() -> None:
+    """Sparse traffic: nobody had waited for a while when a stoppage began, so its start lies between the exit
+    before it and when the first transaction it held began waiting, and it lasted anywhere between. Three
+    earlier stoppages of 90 minutes, seen whole, and one whose first waiter came long after the exit before it:
+    58 minutes from the one, 300 from the other."""
+    minute = 60.0
+    whole = [(90 * minute, 91 * minute)] * 3
+    late = (58 * minute, 300 * minute)
+    # 50 minutes into this stoppage, a wait whose SLA ends 62 minutes into it. Taken as its 58 minutes, the
+    # late one ended in time: one in four, no flag until the stoppage is 58 minutes old. It may have ended in
+    # time in 4 minutes of its 242: at risk now.
+    assert stoppage_risk((*whole, (58 * minute, 58 * minute)), 50 * minute, 62 * minute, 0.95, 3) == 58 * minute
+    assert stoppage_risk((*whole, late), 50 * minute, 62 * minute, 0.95, 3) == 50 * minute
+    assert abs(outlasting((*whole, late), 62 * minute) - (3 + 238 / 242)) < 1e-9
+    # One seen 50 to 90 minutes long counts in part the other way too: 45 minutes in, an SLA 60 minutes in, it
+    # ends in time a quarter of the time (0.25 of 4 is over 5%); once the stoppage is 50 minutes old and
+    # counting, a quarter of 4 less what it loses of itself: at most 5% at 52m06s (outlasting falls a 40th a
+    # minute from 4 to 3.75 / 0.95).
+    narrow = (50 * minute, 90 * minute)
+    at = stoppage_risk((*whole, narrow), 45 * minute, 60 * minute, 0.95, 3)
+    assert abs(at - (50 + 40 * (4 - 3.75 / 0.95)) * minute) < 1e-3
+    missed = outlasting((*whole, narrow), 60 * minute)
+    assert abs((outlasting((*whole, narrow), at) - missed) / outlasting((*whole, narrow), at) - 0.05) < 1e-6
+    # Evidence counts in part too: the late one outlasted 95 minutes 205 times in 242, less than one stoppage.
+    assert stoppage_risk((*whole, late), 50 * minute, 95 * minute, 0.95, 1) == 95 * minute
+    assert 58 * minute < stoppage_risk((late, late), 50 * minute, 95 * minute, 0.95, 1) < 95 * minute
 
 
 def test_basis_narrows_to_the_facility_only_with_enough_waits(store: Store) -> None:
