@@ -130,4 +130,6 @@ class Runtime:
 
     def close(self) -> None:
         self.pipeline.shutdown()
+        if self.worker is not None:
+            self.worker.close()  # a history read beside the cycles must end before the store closes
         self.store.close()

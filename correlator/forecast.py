@@ -26,6 +26,7 @@ import bisect
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -248,22 +249,59 @@ def risk_after(waits: Waits, sla: float, risk_share: float, min_evidence: int) -
 class Forecaster:
     """The correlator's cache of past waits, read again at most once per `refresh` seconds."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, *, background: bool = False) -> None:
         self.store = store
         self.settings = settings
         self.conf = settings.correlation.forecast
+        # Read the history beside the cycles once one read has landed (a server's correlation loop): over a
+        # store of a million transactions the read takes 1.5 s (bench/forecast.py), which a cycle due every
+        # fraction of a second must not wait for. Replays and tests read in the cycle, to judge by it at once.
+        self.background = background
+        self.background_closed = False
         self._waits: dict[tuple[str, ...], Waits] = {}
         self._flows: dict[tuple[str, str], StepFlow] = {}
-        self._exits: dict[tuple[str, str], datetime] = {}  # exits judged since the last history read
+        # The newest exit judged from each step. Never cleared: an exit ends only a stoppage that began before
+        # it, and one judged while a history read ran may not be in what that read found.
+        self._exits: dict[tuple[str, str], datetime] = {}
         self._stopped: set[tuple[str, str]] = set()  # the steps stopped when changed() last looked
         self._read_at: float | None = None
+        self._loaded = False  # a read has landed
+        self._reading: threading.Thread | None = None
 
     def refresh(self, now: datetime, force: bool = False) -> None:
-        """Read the waits of the history before `now` unless they were read less than `refresh` ago."""
+        """Read the waits of the history before `now` unless they were read less than `refresh` ago (or one
+        is being read); in the background once a read has landed, when the forecaster reads in the background.
+        `force` reads now, in the caller's thread, after any read under way."""
         if not self.conf.enabled:
             return
+        if self._reading is not None and self._reading.is_alive():
+            if not force:
+                return
+            self._reading.join()
         if not force and self._read_at is not None and time.monotonic() - self._read_at < self.conf.refresh:
             return
+        self._read_at = time.monotonic()  # a failed read is retried after `refresh` too
+        if self.background and self._loaded and not force:
+            if self.background_closed:
+                return
+            self._reading = threading.Thread(target=self._read, args=(now,), name="forecast-history", daemon=True)
+            self._reading.start()
+        else:
+            self._read(now)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for a history read under way, if any."""
+        if self._reading is not None:
+            self._reading.join(timeout)
+
+    def close(self) -> None:
+        """Start no more background reads and wait for the one under way: the store is closing (a cycle still
+        running on its thread keeps forecasting from the last read)."""
+        self.background_closed = True
+        self.join()
+
+    def _read(self, now: datetime) -> None:
+        """Read the waits and the steps' gaps of the history before `now` and put them in use."""
         facilities = self.settings.facilities
         params = {
             "since": now - timedelta(seconds=self.conf.history),
@@ -274,7 +312,6 @@ class Forecaster:
             "open": names(_OPEN),
         }
         sql = _WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS))
-        self._read_at = time.monotonic()  # a failed read is retried after `refresh` too
         flow_params = {"since": params["since"], "open": params["open"], "in_progress": str(State.IN_PROGRESS)}
         try:
             rows = self.store.query(sql, params).result_rows
@@ -297,7 +334,7 @@ class Forecaster:
             usual = float(usual) if int(exits) else 0.0
             stops = tuple((float(lo), float(hi)) for lo, hi in longer)
             flows[(workflow, step)] = StepFlow(usual, stops, since, min(now, seen[workflow]))
-        self._flows, self._exits = flows, {}
+        self._flows = flows
         waits: dict[tuple[str, ...], Waits] = {}
         for workflow, step, criticality, facility, coarse, n, q in rows:
             level = _LEVEL[int(coarse)]
@@ -305,6 +342,7 @@ class Forecaster:
             key = {"facility": (facility,), "criticality": (criticality,), "step": ()}[level]
             waits[(workflow, step, level, *key)] = Waits(basis.get(level, "workflow step"), int(n), tuple(q))
         self._waits = waits
+        self._loaded = True
 
     def stoppage(self, workflow: str, step: str) -> tuple[datetime, StepFlow] | None:
         """Since when `step` has been stopped, and its flow, or None when it moves (or its history has fewer

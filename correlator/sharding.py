@@ -46,11 +46,16 @@ class ShardWorker:
         # Home first: a worker correlates its own shard before any it looks after for another.
         self.shards.sort(key=lambda s: s != self.home)
         self.leases = {s.index: store_lease(store, lease_name(s), self.holder, self.ttl) for s in self.shards}
-        self.forecaster = Forecaster(store, settings)  # read once per refresh for every shard this worker runs
+        # Read once per refresh for every shard this worker runs, beside its cycles once the first read landed.
+        self.forecaster = Forecaster(store, settings, background=True)
         self.correlators: dict[int, Correlator] = {self.home.index: self._correlator(self.home)}
         self._started = time.monotonic()
         self._resting: dict[int, float] = {}  # shards handed back: not claimed again before this time
         self.health = TaskHealth("correlator")
+
+    def close(self) -> None:
+        """Stop what runs beside the cycles (the forecaster's history reads), so the store can close."""
+        self.forecaster.close()
 
     def _correlator(self, shard: Shard) -> Correlator:
         return Correlator(self.store, self.settings, shard, forecaster=self.forecaster)

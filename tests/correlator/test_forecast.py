@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 from correlator import (
     Correlator,
     Selection,
+    ShardWorker,
     TransactionFilter,
     get_transaction,
     group_transactions,
@@ -528,6 +529,41 @@ def test_a_failing_history_read_leaves_states_judged_without_forecasts(
     tx = get_transaction(store, "procure_to_pay", key)
     assert tx is not None and tx.state == "in_progress" and tx.forecast is None
     assert "event=forecast_history_failed" in caplog.text
+
+
+def test_a_server_reads_the_history_beside_its_cycles(store: Store) -> None:
+    """A server's correlation loop (ShardWorker) reads the history in the background once its first read has
+    landed: over a big store the read takes seconds, which cycles due every fraction of a second must not wait
+    for. The first read is the cycle's own (nothing to forecast from before it); later ones land when done,
+    and the cycle goes on with the last one meanwhile."""
+    s = settings(store, refresh=0)
+    store.insert("business_events", history("CLN-04", [5.0] * 30, NOW - timedelta(hours=3)), _COLUMNS)
+    worker = ShardWorker(store, s)
+    forecaster = worker.forecaster
+    assert forecaster.background
+    forecaster.refresh(NOW)
+    assert forecaster._reading is None  # read in the caller's thread
+    first = forecaster.waits("procure_to_pay", "requisition", "CLN-04", "normal")
+    assert first is not None and first.samples == 30
+
+    store.insert("business_events", history("CLN-04", [5.0] * 30, NOW - timedelta(hours=2)), _COLUMNS)
+    forecaster.refresh(NOW)
+    reading = forecaster._reading
+    assert reading is not None and reading.name == "forecast-history"
+    forecaster.refresh(NOW)  # a read under way is not started again
+    assert forecaster._reading is reading
+    forecaster.join(60)
+    assert not reading.is_alive()
+    landed = forecaster.waits("procure_to_pay", "requisition", "CLN-04", "normal")
+    assert landed is not None and landed.samples == 60
+
+    store.insert("business_events", history("CLN-04", [5.0] * 30, NOW - timedelta(hours=1)), _COLUMNS)
+    forecaster.refresh(NOW, force=True)  # forced: read at once, in the caller's thread
+    assert forecaster._reading is reading
+    forced = forecaster.waits("procure_to_pay", "requisition", "CLN-04", "normal")
+    assert forced is not None and forced.samples == 90
+    # A replay's or a test's correlator reads in its cycle.
+    assert not Correlator(store, s, scratch="forecast").forecaster.background
 
 
 def test_an_alert_rule_fires_on_at_risk_before_the_sla_passes(store: Store) -> None:
