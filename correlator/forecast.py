@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from correlator import metrics
 from triage.durations import format_duration
 from triage.settings import Settings
 from triage.store import Store
@@ -127,6 +128,9 @@ FROM (
 GROUP BY Workflow, FromStep
 """
 _OPEN = (State.IN_PROGRESS, *REJUDGED)  # still waiting for their next step
+# The history read takes at most this share of the time between reads: over a large store it takes longer than
+# `refresh` (40 s over 10.9M transactions, bench/forecast.py), and reading back to back would keep a core busy.
+READ_SHARE = 0.2
 # Transactions a stoppage holds at least (the one whose exit ends it among them). Two let chance pass for one:
 # in the demo's sparse history two transactions waited out the same stopped consumer in 12% of its stops.
 HELD = 4
@@ -266,6 +270,7 @@ class Forecaster:
         self._stopped: set[tuple[str, str]] = set()  # the steps stopped when changed() last looked
         self._read_at: float | None = None
         self._loaded = False  # a read has landed
+        self._took = 0.0  # seconds the last read took
         self._reading: threading.Thread | None = None
 
     def refresh(self, now: datetime, force: bool = False) -> None:
@@ -278,7 +283,9 @@ class Forecaster:
             if not force:
                 return
             self._reading.join()
-        if not force and self._read_at is not None and time.monotonic() - self._read_at < self.conf.refresh:
+        # In the background a read may start as soon as the last has landed: at most READ_SHARE of the time.
+        every = max(self.conf.refresh, self._took / READ_SHARE) if self.background else self.conf.refresh
+        if not force and self._read_at is not None and time.monotonic() - self._read_at < every:
             return
         self._read_at = time.monotonic()  # a failed read is retried after `refresh` too
         if self.background and self._loaded and not force:
@@ -313,6 +320,7 @@ class Forecaster:
         }
         sql = _WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS))
         flow_params = {"since": params["since"], "open": params["open"], "in_progress": str(State.IN_PROGRESS)}
+        started = time.perf_counter()
         try:
             rows = self.store.query(sql, params).result_rows
             flow_rows = self.store.query(
@@ -321,6 +329,18 @@ class Forecaster:
         except Exception as exc:  # forecasts are extra: judging states must go on without them
             log.error("event=forecast_history_failed keeping=last_read error=%r", exc)
             return
+        finally:
+            self._took = time.perf_counter() - started
+            metrics.FORECAST_READ_SECONDS.observe(self._took)
+            if self.background and self._took / READ_SHARE > self.conf.refresh:
+                log.warning(
+                    "event=forecast_history_slow seconds=%.1f next_read_after=%.0fs refresh=%.0fs "
+                    "hint='the history read outgrows correlation.forecast.refresh: forecasts are read that much "
+                    "less often; a shorter correlation.forecast.history reads less'",
+                    self._took,
+                    self._took / READ_SHARE,
+                    self.conf.refresh,
+                )
         flows: dict[tuple[str, str], StepFlow] = {}
         # How far each workflow's progress is known: a step of it stops only that far. Telemetry that lags (a
         # collector catching up, a correlator judging a backlog) is no stoppage: every step of it looks still.

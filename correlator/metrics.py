@@ -16,6 +16,11 @@ CYCLE_SECONDS = Histogram(
     "Time of one correlation cycle",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+FORECAST_READ_SECONDS = Histogram(
+    "triage_correlator_forecast_read_seconds",
+    "Time of one read of the breach forecasts' wait history (correlator/forecast.py)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
 EVENTS = Counter("triage_correlator_events", "Business events written")
 EVALUATED = Counter("triage_correlator_transactions_evaluated", "Transactions re-evaluated")
 UNCHANGED = Counter(

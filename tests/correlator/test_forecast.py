@@ -33,6 +33,7 @@ from correlator import (
 from correlator import list_transactions as listed
 from correlator.forecast import (
     LEVELS,
+    READ_SHARE,
     Forecaster,
     Waits,
     outlasted_by,
@@ -541,12 +542,18 @@ def test_a_server_reads_the_history_beside_its_cycles(store: Store) -> None:
     worker = ShardWorker(store, s)
     forecaster = worker.forecaster
     assert forecaster.background
+    reads = REGISTRY.get_sample_value("triage_correlator_forecast_read_seconds_count") or 0.0
     forecaster.refresh(NOW)
     assert forecaster._reading is None  # read in the caller's thread
     first = forecaster.waits("procure_to_pay", "requisition", "CLN-04", "normal")
     assert first is not None and first.samples == 30
+    assert REGISTRY.get_sample_value("triage_correlator_forecast_read_seconds_count") == reads + 1
 
     store.insert("business_events", history("CLN-04", [5.0] * 30, NOW - timedelta(hours=2)), _COLUMNS)
+    # refresh: 0, but reads take at most READ_SHARE of the time: none before five times the last one's.
+    forecaster.refresh(NOW)
+    assert forecaster._reading is None
+    time.sleep(forecaster._took / READ_SHARE + 0.05)
     forecaster.refresh(NOW)
     reading = forecaster._reading
     assert reading is not None and reading.name == "forecast-history"
@@ -554,6 +561,7 @@ def test_a_server_reads_the_history_beside_its_cycles(store: Store) -> None:
     assert forecaster._reading is reading
     forecaster.join(60)
     assert not reading.is_alive()
+    assert REGISTRY.get_sample_value("triage_correlator_forecast_read_seconds_count") == reads + 2
     landed = forecaster.waits("procure_to_pay", "requisition", "CLN-04", "normal")
     assert landed is not None and landed.samples == 60
 
