@@ -264,14 +264,17 @@ class Forecaster:
         self.background_closed = False
         self._waits: dict[tuple[str, ...], Waits] = {}
         self._flows: dict[tuple[str, str], StepFlow] = {}
-        # The newest exit judged from each step. Never cleared: an exit ends only a stoppage that began before
-        # it, and one judged while a history read ran may not be in what that read found.
-        self._exits: dict[tuple[str, str], datetime] = {}
+        # The newest exit judged from each step since the history read in use began (when it was judged, on the
+        # monotonic clock): a read finds in the store every exit judged before it began and forgets those, but
+        # not those judged while it ran. (An exit's time is its transaction's newest step's, which may be later
+        # than when it left: kept past the reads that saw it, it would end every later stoppage of the step.)
+        self._exits: dict[tuple[str, str], tuple[datetime, float]] = {}
         self._stopped: set[tuple[str, str]] = set()  # the steps stopped when changed() last looked
         self._read_at: float | None = None
         self._loaded = False  # a read has landed
         self._took = 0.0  # seconds the last read took
         self._reading: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def refresh(self, now: datetime, force: bool = False) -> None:
         """Read the waits of the history before `now` unless they were read less than `refresh` ago (or one
@@ -320,7 +323,7 @@ class Forecaster:
         }
         sql = _WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS))
         flow_params = {"since": params["since"], "open": params["open"], "in_progress": str(State.IN_PROGRESS)}
-        started = time.perf_counter()
+        started, began = time.perf_counter(), time.monotonic()
         try:
             rows = self.store.query(sql, params).result_rows
             flow_rows = self.store.query(
@@ -355,6 +358,8 @@ class Forecaster:
             stops = tuple((float(lo), float(hi)) for lo, hi in longer)
             flows[(workflow, step)] = StepFlow(usual, stops, since, min(now, seen[workflow]))
         self._flows = flows
+        with self._lock:  # the cycle's thread records exits while a background read lands
+            self._exits = {k: v for k, v in self._exits.items() if v[1] >= began}
         waits: dict[tuple[str, ...], Waits] = {}
         for workflow, step, criticality, facility, coarse, n, q in rows:
             level = _LEVEL[int(coarse)]
@@ -373,7 +378,7 @@ class Forecaster:
         if flow is None or flow.since is None:
             return None
         exit_at = self._exits.get((workflow, step))
-        if exit_at is not None and exit_at > flow.since:  # an exit from before it began does not end it
+        if exit_at is not None and exit_at[0] > flow.since:  # an exit from before it began does not end it
             return None
         if len(flow.stoppages) < self.conf.min_stoppages:
             return None
@@ -383,7 +388,9 @@ class Forecaster:
 
     def exited(self, workflow: str, step: str, at: datetime) -> None:
         """A judged transaction has left `step` (at about `at`): the step moves."""
-        self._exits[(workflow, step)] = max(at, self._exits.get((workflow, step), at))
+        with self._lock:
+            before = self._exits.get((workflow, step))
+            self._exits[(workflow, step)] = (max(at, before[0]) if before else at, time.monotonic())
 
     def changed(self) -> list[tuple[str, str]]:
         """The steps that stopped or moved again since the last call: their waiters need judging again."""

@@ -373,6 +373,34 @@ def test_telemetry_that_lags_stops_no_step(store: Store) -> None:
     assert stopped is not None and abs((stopped[0] - last_exit).total_seconds()) < 1
 
 
+def test_an_exit_ends_a_stoppage_until_a_history_read_that_began_after_it(store: Store) -> None:
+    """An exit judged from a stopped step ends the stoppage at once; the next history read finds the step's
+    exits in the store itself and forgets the exits judged before it began. (An exit's time is its
+    transaction's newest step's: when two steps arrive at once it is later than when the transaction left, and
+    kept, it would end every later stoppage of the step.) One judged while a read ran is kept past that read."""
+    s = settings(store)
+    stopped_ten_minutes(store)
+    for minutes in (12, 11, 10.8, 10.5, 0):
+        waiting(store, "CLN-05", minutes)
+    judge(store, s)
+    forecaster = Forecaster(store, s)
+    forecaster.refresh(NOW, force=True)
+    assert forecaster.stoppage("procure_to_pay", "requisition") is not None
+    forecaster.exited("procure_to_pay", "requisition", NOW)  # not in the store: left earlier, seen late
+    assert forecaster.stoppage("procure_to_pay", "requisition") is None
+    forecaster.refresh(NOW, force=True)
+    assert forecaster.stoppage("procure_to_pay", "requisition") is not None
+
+    background = Forecaster(store, s, background=True)
+    background.refresh(NOW)  # the first read, in this thread
+    assert background.stoppage("procure_to_pay", "requisition") is not None
+    time.sleep(background._took / READ_SHARE + 0.05)
+    background.refresh(NOW)  # a read begins in the background...
+    background.exited("procure_to_pay", "requisition", NOW)  # ...and an exit is judged while it may run
+    background.join(60)
+    assert background.stoppage("procure_to_pay", "requisition") is None  # kept past the read that ran beside it
+
+
 def test_a_step_that_stops_has_its_waiters_judged_again_though_nothing_of_theirs_arrived(store: Store) -> None:
     """A transaction judged while its step still moved keeps a forecast from the usual waits; once the history
     read finds the step stopped, the next cycle judges everything waiting after it again, though none of their
