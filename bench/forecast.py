@@ -31,9 +31,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.dashboards import _prepare  # noqa: E402
-from correlator import forecast  # noqa: E402
 from correlator.forecast import Forecaster  # noqa: E402
-from triage.vocabulary import State, names  # noqa: E402
 
 
 def measure(transactions: int, data: Path, runs: int, console: Console) -> dict[str, Any]:
@@ -41,25 +39,8 @@ def measure(transactions: int, data: Path, runs: int, console: Console) -> dict[
     now = datetime.now(UTC)
     conf = settings.correlation.forecast
     since = now - timedelta(seconds=conf.history)
-    facilities = settings.facilities
-    waits_params = {
-        "since": since,
-        "facilities": [f.id for f in facilities],
-        "tiers": [str(f.criticality) for f in facilities],
-        "default_tier": "normal",
-        "now": now,
-        "open": names(forecast._OPEN),
-    }
-    gaps_params = {
-        "since": since,
-        "open": names(forecast._OPEN),
-        "in_progress": str(State.IN_PROGRESS),
-        "fence": conf.stoppage_fence,
-        "held": forecast.HELD - 1,
-        "drain": forecast.DRAIN,
-    }
-    waits_sql = forecast._WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in forecast.LEVELS))
     forecaster = Forecaster(store, settings)
+    (waits_sql, waits_params), (gaps_sql, gaps_params) = forecaster.statements(now)
 
     def whole() -> None:
         forecaster.refresh(now, force=True)
@@ -68,7 +49,7 @@ def measure(transactions: int, data: Path, runs: int, console: Console) -> dict[
         store.query(waits_sql, waits_params)
 
     def gaps() -> None:
-        store.query(forecast._GAPS, gaps_params)
+        store.query(gaps_sql, gaps_params)
 
     timed = {}
     for name, fn in (("refresh (both)", whole), ("waits quantiles", waits), ("step gaps", gaps)):

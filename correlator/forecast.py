@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from correlator import metrics
 from triage.durations import format_duration
@@ -310,25 +311,35 @@ class Forecaster:
         self.background_closed = True
         self.join()
 
-    def _read(self, now: datetime) -> None:
-        """Read the waits and the steps' gaps of the history before `now` and put them in use."""
+    def statements(self, now: datetime) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]:
+        """The history read's two statements and their parameters: the waits' quantiles, the steps' gaps."""
         facilities = self.settings.facilities
-        params = {
-            "since": now - timedelta(seconds=self.conf.history),
+        since, open_states = now - timedelta(seconds=self.conf.history), names(_OPEN)
+        waits = {
+            "since": since,
             "facilities": [f.id for f in facilities],
             "tiers": [str(f.criticality) for f in facilities],
             "default_tier": str(Criticality.NORMAL),  # an unknown facility's, as the correlator judges it
             "now": now,
-            "open": names(_OPEN),
+            "open": open_states,
         }
-        sql = _WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS))
-        flow_params = {"since": params["since"], "open": params["open"], "in_progress": str(State.IN_PROGRESS)}
+        gaps = {
+            "since": since,
+            "open": open_states,
+            "in_progress": str(State.IN_PROGRESS),
+            "fence": self.conf.stoppage_fence,
+            "held": HELD - 1,
+            "drain": DRAIN,
+        }
+        return (_WAITS.replace("__LEVELS__", ", ".join(f"{x:g}" for x in LEVELS)), waits), (_GAPS, gaps)
+
+    def _read(self, now: datetime) -> None:
+        """Read the waits and the steps' gaps of the history before `now` and put them in use."""
+        (waits_sql, waits_params), (gaps_sql, gaps_params) = self.statements(now)
         started, began = time.perf_counter(), time.monotonic()
         try:
-            rows = self.store.query(sql, params).result_rows
-            flow_rows = self.store.query(
-                _GAPS, {**flow_params, "fence": self.conf.stoppage_fence, "held": HELD - 1, "drain": DRAIN}
-            ).result_rows
+            rows = self.store.query(waits_sql, waits_params).result_rows
+            flow_rows = self.store.query(gaps_sql, gaps_params).result_rows
         except Exception as exc:  # forecasts are extra: judging states must go on without them
             log.error("event=forecast_history_failed keeping=last_read error=%r", exc)
             return
